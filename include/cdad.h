@@ -1,0 +1,381 @@
+/*
+ * cdad: continual diffusion anomaly detection, C API.
+ * Generated from the Rust sources by cbindgen; do not edit by hand
+ * (regenerate with scripts/generate-header.sh).
+ */
+
+#ifndef CDAD_H
+#define CDAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Version of this header; compare with cdad_version() at run time. */
+#define CDAD_VERSION_MAJOR 0
+#define CDAD_VERSION_MINOR 1
+#define CDAD_VERSION_PATCH 0
+
+
+/**
+ * Largest accepted width or height.
+ */
+#define CDAD_MAX_IMAGE_SIDE (1 << 16)
+
+/**
+ * Largest accepted pixel count (width x height), about 268 megapixels.
+ */
+#define CDAD_MAX_IMAGE_PIXELS (1 << 28)
+
+/**
+ * The result of a C API call. `CDAD_OK` is zero; every other value is an error whose
+ * message `cdad_last_error_message()` returns on the same thread. Codes are stable:
+ * new ones are only ever appended.
+ */
+typedef enum cdad_status {
+  /**
+   * Success.
+   */
+  CDAD_OK = 0,
+  /**
+   * A required pointer argument was NULL.
+   */
+  CDAD_ERR_NULL_POINTER = 1,
+  /**
+   * A handle was not created by this library, was freed, or is of another type.
+   */
+  CDAD_ERR_INVALID_HANDLE = 2,
+  /**
+   * An argument is malformed or inconsistent (not UTF-8, unknown name, bad size).
+   */
+  CDAD_ERR_INVALID_ARGUMENT = 3,
+  /**
+   * A configuration key does not exist.
+   */
+  CDAD_ERR_UNKNOWN_KEY = 4,
+  /**
+   * A configuration value has the wrong type for its key.
+   */
+  CDAD_ERR_WRONG_TYPE = 5,
+  /**
+   * A configuration value lies outside its key's accepted range or choices.
+   */
+  CDAD_ERR_OUT_OF_RANGE = 6,
+  /**
+   * An image descriptor or its pixels cannot be read as described.
+   */
+  CDAD_ERR_INVALID_IMAGE = 7,
+  /**
+   * A caller buffer is too small; the message says how large it must be.
+   */
+  CDAD_ERR_BUFFER_TOO_SMALL = 8,
+  /**
+   * The requested compute device is not available in this process.
+   */
+  CDAD_ERR_DEVICE_UNAVAILABLE = 9,
+  /**
+   * A file could not be read or written.
+   */
+  CDAD_ERR_IO = 10,
+  /**
+   * The library caught an internal panic; the process is intact, the call had no effect.
+   */
+  CDAD_ERR_PANIC = 255,
+} cdad_status;
+
+/**
+ * Pixel encodings accepted in `cdad_image.format`.
+ */
+typedef enum cdad_pixel_format {
+  /**
+   * 8-bit grey.
+   */
+  CDAD_PIXEL_GRAY8 = 0,
+  /**
+   * 16-bit grey, native byte order, full range 0..65535.
+   */
+  CDAD_PIXEL_GRAY16 = 1,
+  /**
+   * 8-bit R, G, B.
+   */
+  CDAD_PIXEL_RGB8 = 2,
+  /**
+   * 8-bit B, G, R (OpenCV's order).
+   */
+  CDAD_PIXEL_BGR8 = 3,
+  /**
+   * 8-bit R, G, B, A (alpha ignored).
+   */
+  CDAD_PIXEL_RGBA8 = 4,
+  /**
+   * 8-bit B, G, R, A (alpha ignored).
+   */
+  CDAD_PIXEL_BGRA8 = 5,
+  /**
+   * 32-bit float grey in [0, 1], native byte order (clamped; NaN/Inf rejected).
+   */
+  CDAD_PIXEL_GRAY32F = 6,
+} cdad_pixel_format;
+
+/**
+ * Channel arrangements accepted in `cdad_image.layout`.
+ */
+typedef enum cdad_layout {
+  /**
+   * All samples of a pixel together (OpenCV, most camera SDKs).
+   */
+  CDAD_LAYOUT_INTERLEAVED = 0,
+  /**
+   * One plane per channel, `plane_stride` bytes apart, in the format's channel order
+   * (Halcon's multi-channel images).
+   */
+  CDAD_LAYOUT_PLANAR = 1,
+} cdad_layout;
+
+/**
+ * Severity of a log message; a callback receives messages at or above its chosen level.
+ */
+typedef enum cdad_log_level {
+  /**
+   * Log nothing.
+   */
+  CDAD_LOG_OFF = 0,
+  /**
+   * Failures.
+   */
+  CDAD_LOG_ERROR = 1,
+  /**
+   * Suspicious situations that do not fail the call.
+   */
+  CDAD_LOG_WARN = 2,
+  /**
+   * Progress of long calls (training, evaluation).
+   */
+  CDAD_LOG_INFO = 3,
+  /**
+   * Details useful while integrating (every failed call's message, for example).
+   */
+  CDAD_LOG_DEBUG = 4,
+  /**
+   * Very detailed tracing.
+   */
+  CDAD_LOG_TRACE = 5,
+} cdad_log_level;
+
+/**
+ * A detector configuration: every tunable value, starting from a preset.
+ */
+typedef struct cdad_config cdad_config;
+
+/**
+ * A caller-owned image. The library reads it during the call and never keeps the
+ * pointer. Rows are `row_stride` bytes apart (at least one row of pixels); for planar
+ * multi-channel images, planes are `plane_stride` bytes apart (at least one plane).
+ * Sides are limited to 65536 pixels and the pixel count to 2^28.
+ */
+typedef struct cdad_image {
+  /**
+   * First byte of the first row (of the first plane).
+   */
+  const void *data;
+  /**
+   * Width in pixels.
+   */
+  uint32_t width;
+  /**
+   * Height in pixels.
+   */
+  uint32_t height;
+  /**
+   * Bytes from one row to the next.
+   */
+  size_t row_stride;
+  /**
+   * Bytes from one plane to the next (planar layout; ignored for interleaved).
+   */
+  size_t plane_stride;
+  /**
+   * A `cdad_pixel_format` value.
+   */
+  int32_t format;
+  /**
+   * A `cdad_layout` value.
+   */
+  int32_t layout;
+} cdad_image;
+
+/**
+ * Receives one log message. `target` names the library module, `message` the event;
+ * both are valid only during the call. May be called from any thread that runs a cdad
+ * function, so it must be thread-safe.
+ */
+typedef void (*cdad_log_callback)(int32_t level, const char *target, const char *message, void *user);
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+/**
+ * The message of the most recent failed call on this thread (empty if none failed).
+ * The string stays valid until the next failing call on this thread; copy it to keep it.
+ * Never NULL.
+ */
+const char *cdad_last_error_message(void);
+
+/**
+ * Creates a configuration from a preset: `"tiny"`, `"compact"` (the default when
+ * `preset` is NULL) or `"paper"`. Release it with `cdad_config_free`.
+ */
+enum cdad_status cdad_config_new(const char *preset, struct cdad_config **out);
+
+/**
+ * Creates a configuration from JSON as written by `cdad_config_to_json`. Keys left out
+ * keep the compact preset's values; an unknown key or a bad value is an error.
+ */
+enum cdad_status cdad_config_from_json(const char *json, struct cdad_config **out);
+
+/**
+ * Releases a configuration. NULL is a no-op.
+ */
+void cdad_config_free(struct cdad_config *config);
+
+/**
+ * Sets an integer key. Errors: unknown key, wrong type, value out of range (the
+ * message names the key and the accepted range). On error nothing changes.
+ */
+enum cdad_status cdad_config_set_int(struct cdad_config *config, const char *key, int64_t value);
+
+/**
+ * Sets a float key (an integer key does not accept floats).
+ */
+enum cdad_status cdad_config_set_float(struct cdad_config *config, const char *key, double value);
+
+/**
+ * Sets a boolean key.
+ */
+enum cdad_status cdad_config_set_bool(struct cdad_config *config, const char *key, bool value);
+
+/**
+ * Sets a text key (a choice such as `codec`, or `device`: `cpu`, `cuda`, `cuda:N`, `auto`).
+ */
+enum cdad_status cdad_config_set_string(struct cdad_config *config,
+                                        const char *key,
+                                        const char *value);
+
+/**
+ * Sets an integer-list key from `count` values (`values` may be NULL when `count` is 0).
+ */
+enum cdad_status cdad_config_set_int_list(struct cdad_config *config,
+                                          const char *key,
+                                          const int64_t *values,
+                                          size_t count);
+
+/**
+ * Reads an integer key into `*out`.
+ */
+enum cdad_status cdad_config_get_int(const struct cdad_config *config,
+                                     const char *key,
+                                     int64_t *out);
+
+/**
+ * Reads a float key into `*out`.
+ */
+enum cdad_status cdad_config_get_float(const struct cdad_config *config,
+                                       const char *key,
+                                       double *out);
+
+/**
+ * Reads a boolean key into `*out`.
+ */
+enum cdad_status cdad_config_get_bool(const struct cdad_config *config, const char *key, bool *out);
+
+/**
+ * Reads a text key into `buffer` (NUL-terminated). `length` (optional) receives the
+ * text length without the NUL. Pass `buffer` NULL and `capacity` 0 to learn the length.
+ */
+enum cdad_status cdad_config_get_string(const struct cdad_config *config,
+                                        const char *key,
+                                        char *buffer,
+                                        size_t capacity,
+                                        size_t *length);
+
+/**
+ * Reads an integer-list key into `values` (room for `capacity`); `count` (optional)
+ * receives the list length. Pass `values` NULL and `capacity` 0 to learn the length.
+ */
+enum cdad_status cdad_config_get_int_list(const struct cdad_config *config,
+                                          const char *key,
+                                          int64_t *values,
+                                          size_t capacity,
+                                          size_t *count);
+
+/**
+ * Checks the rules that involve several keys (e.g. `image_size` divisible by the
+ * model's total stride, attention levels that exist). Each key's own range is
+ * already checked when it is set.
+ */
+enum cdad_status cdad_config_validate(const struct cdad_config *config);
+
+/**
+ * Writes the whole configuration as a JSON object into `buffer`, like
+ * `cdad_config_get_string`.
+ */
+enum cdad_status cdad_config_to_json(const struct cdad_config *config,
+                                     char *buffer,
+                                     size_t capacity,
+                                     size_t *length);
+
+/**
+ * Writes the device this configuration resolves to in this process (`"cpu"` or
+ * `"cuda:N"`) into `buffer`. `CDAD_ERR_DEVICE_UNAVAILABLE` when it asks for a CUDA
+ * device this process does not have.
+ */
+enum cdad_status cdad_config_resolve_device(const struct cdad_config *config,
+                                            char *buffer,
+                                            size_t capacity,
+                                            size_t *length);
+
+/**
+ * Checks an image descriptor (sizes, strides, format, layout, NULL data) without
+ * reading pixels. `CDAD_ERR_INVALID_IMAGE` with a message naming the problem.
+ */
+enum cdad_status cdad_image_check(const struct cdad_image *image);
+
+/**
+ * Converts an image into the library's internal form: planar RGB floats in [0, 1]
+ * (R plane, G plane, B plane, each width x height, row-major). `out` must hold
+ * `3 * width * height` floats (`capacity`); grey is replicated into R, G, B; 8-bit
+ * samples are divided by 255, 16-bit by 65535.
+ */
+enum cdad_status cdad_image_to_rgb(const struct cdad_image *image, float *out, size_t capacity);
+
+/**
+ * Installs (or, with `callback` NULL or `level` CDAD_LOG_OFF, removes) the process-wide
+ * log callback. `level` is a `cdad_log_level`; `user` is passed back unchanged. Messages
+ * also go to env_logger (stderr), filtered by the `RUST_LOG` environment variable.
+ */
+enum cdad_status cdad_set_log_callback(cdad_log_callback callback, int32_t level, void *user);
+
+/**
+ * The name of a status code as a static string, e.g. `"CDAD_ERR_OUT_OF_RANGE"`;
+ * `"CDAD_UNKNOWN_STATUS"` for a value that is not a status code. Never NULL.
+ */
+const char *cdad_status_name(int32_t status);
+
+/**
+ * The library version as `"MAJOR.MINOR.PATCH"`; matches the header's `CDAD_VERSION_*`
+ * macros when header and library belong together. Static; never NULL.
+ */
+const char *cdad_version(void);
+
+/**
+ * Stores in `*count` how many CUDA devices the linked libtorch can use (0 with the
+ * CPU-only libtorch).
+ */
+enum cdad_status cdad_cuda_device_count(size_t *count);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* CDAD_H */

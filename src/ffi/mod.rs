@@ -1,0 +1,25 @@
+//! The C ABI. Conventions, shared by every function:
+//!
+//! * Every fallible function returns `cdad_status` (`CDAD_OK` = 0); results go to
+//!   out-parameters, which are written only on success.
+//! * On failure, `cdad_last_error_message()` on the same thread says what was wrong and
+//!   what was expected.
+//! * Every pointer is checked for NULL, every handle for its type tag, every size and
+//!   enum value for range; a panic inside becomes `CDAD_ERR_PANIC` and never unwinds
+//!   into C.
+//! * Handles are created by `*_new` and released by `*_free` (NULL is a no-op).
+
+mod boundary;
+mod config;
+mod handles;
+mod image;
+mod logging;
+mod status;
+mod version;
+
+pub use boundary::cdad_last_error_message;
+pub use config::*;
+pub use image::{cdad_image, cdad_image_check, cdad_image_to_rgb, cdad_layout, cdad_pixel_format};
+pub use logging::{cdad_log_callback, cdad_log_level, cdad_set_log_callback};
+pub use status::{cdad_status, cdad_status_name};
+pub use version::{cdad_cuda_device_count, cdad_version};

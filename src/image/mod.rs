@@ -1,0 +1,8 @@
+//! Images: the caller's buffers (any stride, format and layout) and the library's
+//! internal RGB float image.
+
+mod descriptor;
+mod rgb;
+
+pub use descriptor::{ImageGeometry, ImageView, Layout, PixelFormat, MAX_PIXELS, MAX_SIDE};
+pub use rgb::RgbImage;
