@@ -13,8 +13,11 @@ pub(crate) trait Handle: Sized {
     const MAGIC: u64;
     /// The C type name, for messages.
     const NAME: &'static str;
-    /// The tag stored in this object.
-    fn magic(&self) -> u64;
+    /// Reads the tag through a raw pointer without forming a reference.
+    ///
+    /// # Safety
+    /// `ptr` must be non-NULL and readable for the tag field.
+    unsafe fn read_magic(ptr: *const Self) -> u64;
     /// Overwrites the tag (done once, just before the object is dropped).
     fn clear_magic(&mut self);
 }
@@ -24,21 +27,31 @@ pub(crate) fn into_raw<T: Handle>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
 }
 
-/// Borrows a handle for reading.
-pub(crate) fn borrow<'a, T: Handle>(
-    ptr: *const T,
-    argument: &'static str,
-) -> Result<&'a T, FfiError> {
+/// Checks that `ptr` is non-NULL and carries `T`'s tag, reading only the tag field
+/// (no reference to the whole object exists until the tag matched).
+fn check_tag<T: Handle>(ptr: *const T, argument: &'static str) -> Result<(), FfiError> {
+    if ptr.is_null() {
+        return Err(FfiError::NullPointer(argument));
+    }
     // SAFETY: non-NULL pointers are assumed to come from `into_raw` of this library;
-    // the tag check catches the common misuses (freed or mistyped handles).
-    let value = unsafe { ptr.as_ref() }.ok_or(FfiError::NullPointer(argument))?;
-    if value.magic() != T::MAGIC {
+    // reading just the tag catches the common misuses (freed or mistyped handles).
+    if unsafe { T::read_magic(ptr) } != T::MAGIC {
         return Err(FfiError::InvalidHandle {
             argument,
             expected: T::NAME,
         });
     }
-    Ok(value)
+    Ok(())
+}
+
+/// Borrows a handle for reading.
+pub(crate) fn borrow<'a, T: Handle>(
+    ptr: *const T,
+    argument: &'static str,
+) -> Result<&'a T, FfiError> {
+    check_tag(ptr, argument)?;
+    // SAFETY: tag checked; the object is live and owned by the C caller.
+    Ok(unsafe { &*ptr })
 }
 
 /// Borrows a handle for writing.
@@ -46,15 +59,9 @@ pub(crate) fn borrow_mut<'a, T: Handle>(
     ptr: *mut T,
     argument: &'static str,
 ) -> Result<&'a mut T, FfiError> {
-    // SAFETY: as in `borrow`.
-    let value = unsafe { ptr.as_mut() }.ok_or(FfiError::NullPointer(argument))?;
-    if value.magic() != T::MAGIC {
-        return Err(FfiError::InvalidHandle {
-            argument,
-            expected: T::NAME,
-        });
-    }
-    Ok(value)
+    check_tag(ptr, argument)?;
+    // SAFETY: as in `borrow`; C does not use the handle concurrently for mutation.
+    Ok(unsafe { &mut *ptr })
 }
 
 /// Takes ownership back from C and drops the object. NULL is a no-op; a pointer whose
@@ -86,8 +93,8 @@ macro_rules! impl_handle {
         impl $crate::ffi::handles::Handle for $name {
             const MAGIC: u64 = $magic;
             const NAME: &'static str = stringify!($name);
-            fn magic(&self) -> u64 {
-                self.magic
+            unsafe fn read_magic(ptr: *const Self) -> u64 {
+                std::ptr::addr_of!((*ptr).magic).read_unaligned()
             }
             fn clear_magic(&mut self) {
                 self.magic = 0;

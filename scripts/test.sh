@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test of cdad from nothing: set-up, Rust unit and integration tests (the
+# header check among them), the C programs linked against the shared and the static
+# library, and one C program under valgrind (no memory error, no leak).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/setup.sh
+
+echo "== Rust tests (release)"
+cargo test --release --locked
+
+echo "== libraries"
+cargo build --release --locked --lib
+# The native libraries a program needs when it links libcdad.a, as rustc reports them;
+# cached per Cargo.lock so the library is not rebuilt on every run.
+libs_file="target/release/native-static-libs-$(sha1sum Cargo.lock | cut -c1-12).txt"
+if [ ! -s "$libs_file" ]; then
+    cargo rustc --release --locked --lib --crate-type staticlib -- --print native-static-libs 2>&1 \
+        | sed -n 's/.*native-static-libs: //p' | tail -n 1 > "$libs_file"
+    cargo build --release --locked --lib
+fi
+
+echo "== C programs (shared and static library)"
+make -C examples_c --no-print-directory STATIC_LIBS="$(cat "$libs_file")" >/dev/null
+c_failed=0
+for program in target/examples_c/*_shared target/examples_c/*_static; do
+    echo "-- $program"
+    "$program" || c_failed=$((c_failed + 1))
+done
+
+echo "== valgrind (memory errors and leaks)"
+for program in target/examples_c/*_shared; do
+    log="target/examples_c/$(basename "$program").valgrind.log"
+    if valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+        --show-leak-kinds=definite,indirect "$program" >"$log" 2>&1; then
+        echo "-- $program: clean"
+    else
+        echo "-- $program: valgrind reported errors:"; cat "$log"; c_failed=$((c_failed + 1))
+    fi
+done
+
+if [ "$c_failed" -ne 0 ]; then
+    echo "C programs: $c_failed run(s) failed"
+    exit 1
+fi
+echo "all tests passed"
