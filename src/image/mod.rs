@@ -2,7 +2,9 @@
 //! internal RGB float image.
 
 mod descriptor;
+mod mask;
 mod rgb;
 
 pub use descriptor::{ImageGeometry, ImageView, Layout, PixelFormat, MAX_PIXELS, MAX_SIDE};
+pub use mask::Mask;
 pub use rgb::RgbImage;

@@ -19,6 +19,11 @@ impl RgbImage {
         })
     }
 
+    /// A black image.
+    pub fn zeros(width: usize, height: usize) -> Self {
+        RgbImage { width, height, data: vec![0.0; 3 * width * height] }
+    }
+
     /// Width in pixels.
     pub fn width(&self) -> usize {
         self.width
@@ -38,6 +43,21 @@ impl RgbImage {
     pub fn plane(&self, channel: usize) -> &[f32] {
         let n = self.width * self.height;
         &self.data[channel * n..(channel + 1) * n]
+    }
+
+    /// One channel's plane, writable.
+    pub fn plane_mut(&mut self, channel: usize) -> &mut [f32] {
+        let n = self.width * self.height;
+        &mut self.data[channel * n..(channel + 1) * n]
+    }
+
+    /// Sets the RGB triple at (x, y).
+    pub fn set_pixel(&mut self, x: usize, y: usize, rgb: [f32; 3]) {
+        let i = y * self.width + x;
+        let n = self.width * self.height;
+        for (c, v) in rgb.into_iter().enumerate() {
+            self.data[c * n + i] = v;
+        }
     }
 
     /// The RGB triple at (x, y).
