@@ -163,9 +163,36 @@ typedef enum cdad_log_level {
 } cdad_log_level;
 
 /**
+ * Dataset layouts for `cdad_task_add_class_from_dataset`.
+ */
+typedef enum cdad_dataset_layout {
+  /**
+   * Recognise the layout from the files.
+   */
+  CDAD_DATASET_AUTO = 0,
+  /**
+   * `<root>/<class>/train/good`, `test/<kind>`, `ground_truth/<kind>/<name>_mask.png`.
+   */
+  CDAD_DATASET_MVTEC_AD = 1,
+  /**
+   * VisA: a split CSV (`<root>/split_csv/1cls.csv`, or the CSV's path as root).
+   */
+  CDAD_DATASET_VISA = 2,
+  /**
+   * One class in plain folders: `<root>/good`, optional `test_good`, `defect`, `mask`.
+   */
+  CDAD_DATASET_FOLDER = 3,
+} cdad_dataset_layout;
+
+/**
  * A detector configuration: every tunable value, starting from a preset.
  */
 typedef struct cdad_config cdad_config;
+
+/**
+ * The training data of one task: named classes, each with good images.
+ */
+typedef struct cdad_task cdad_task;
 
 /**
  * A caller-owned image. The library reads it during the call and never keeps the
@@ -211,9 +238,35 @@ typedef struct cdad_image {
  */
 typedef void (*cdad_log_callback)(int32_t level, const char *target, const char *message, void *user);
 
+/**
+ * ImageNet per-channel mean (R, G, B).
+ */
+#define IMAGENET_MEAN { 0.485, 0.456, 0.406, }
+
+/**
+ * ImageNet per-channel standard deviation (R, G, B).
+ */
+#define IMAGENET_STD { 0.229, 0.224, 0.225, }
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Writes the built-in synthetic benchmark (15 classes, MVTec AD layout) under `root`:
+ * `image_size` pixels square (16..=1024), `train_good` good training images and
+ * `test_good` good test images per class, `defects_per_kind` defective test images for
+ * each of a class's four defect kinds, everything drawn from `seed`. `photo_dir`
+ * (nullable) adds one texture class per photograph in that folder. A root that already
+ * holds the same benchmark is left untouched, so this is cheap to call on every start.
+ */
+enum cdad_status cdad_benchmark_generate(const char *root,
+                                         uint32_t image_size,
+                                         uint32_t train_good,
+                                         uint32_t test_good,
+                                         uint32_t defects_per_kind,
+                                         uint64_t seed,
+                                         const char *photo_dir);
 
 /**
  * The message of the most recent failed call on this thread (empty if none failed).
@@ -361,6 +414,48 @@ enum cdad_status cdad_set_log_callback(cdad_log_callback callback, int32_t level
  * `"CDAD_UNKNOWN_STATUS"` for a value that is not a status code. Never NULL.
  */
 const char *cdad_status_name(int32_t status);
+
+/**
+ * Creates an empty task called `name` (1..=256 printable characters).
+ */
+enum cdad_status cdad_task_new(const char *name, struct cdad_task **out);
+
+/**
+ * Releases a task. NULL is a no-op.
+ */
+void cdad_task_free(struct cdad_task *task);
+
+/**
+ * Adds class `class_name` with all good training images of the dataset at `root`.
+ * `layout` is a `cdad_dataset_layout`. Each image file must exist and have a readable
+ * header. Errors (unknown class, corrupt file, class already in the task, ...) name
+ * the problem; on error the task is unchanged.
+ */
+enum cdad_status cdad_task_add_class_from_dataset(struct cdad_task *task,
+                                                  const char *root,
+                                                  const char *class_name,
+                                                  int32_t layout);
+
+/**
+ * Adds one good image to class `class_name` (created if new). The pixels are copied
+ * during the call.
+ */
+enum cdad_status cdad_task_add_image(struct cdad_task *task,
+                                     const char *class_name,
+                                     const struct cdad_image *image);
+
+/**
+ * Stores the number of classes in `*count`.
+ */
+enum cdad_status cdad_task_class_count(const struct cdad_task *task, size_t *count);
+
+/**
+ * Stores the number of good images of class `class_name` in `*count`; an unknown
+ * class is `CDAD_ERR_INVALID_ARGUMENT`.
+ */
+enum cdad_status cdad_task_image_count(const struct cdad_task *task,
+                                       const char *class_name,
+                                       size_t *count);
 
 /**
  * The library version as `"MAJOR.MINOR.PATCH"`; matches the header's `CDAD_VERSION_*`

@@ -9,17 +9,21 @@
 //!   into C.
 //! * Handles are created by `*_new` and released by `*_free` (NULL is a no-op).
 
+mod benchmark;
 mod boundary;
 mod config;
 mod handles;
 mod image;
 mod logging;
 mod status;
+mod task;
 mod version;
 
+pub use benchmark::cdad_benchmark_generate;
 pub use boundary::cdad_last_error_message;
 pub use config::*;
 pub use image::{cdad_image, cdad_image_check, cdad_image_to_rgb, cdad_layout, cdad_pixel_format};
 pub use logging::{cdad_log_callback, cdad_log_level, cdad_set_log_callback};
 pub use status::{cdad_status, cdad_status_name};
+pub use task::*;
 pub use version::{cdad_cuda_device_count, cdad_version};

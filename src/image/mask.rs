@@ -11,14 +11,21 @@ pub struct Mask {
 impl Mask {
     /// An all-zero mask.
     pub fn zeros(width: usize, height: usize) -> Self {
-        Mask { width, height, data: vec![0; width * height] }
+        Mask {
+            width,
+            height,
+            data: vec![0; width * height],
+        }
     }
 
     /// A mask from any bytes: non-zero becomes 1. `None` when the length is not
     /// `width * height`.
     pub fn from_bytes(width: usize, height: usize, bytes: &[u8]) -> Option<Self> {
-        (bytes.len() == width * height)
-            .then(|| Mask { width, height, data: bytes.iter().map(|&b| u8::from(b != 0)).collect() })
+        (bytes.len() == width * height).then(|| Mask {
+            width,
+            height,
+            data: bytes.iter().map(|&b| u8::from(b != 0)).collect(),
+        })
     }
 
     /// Width in pixels.

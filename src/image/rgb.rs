@@ -21,7 +21,11 @@ impl RgbImage {
 
     /// A black image.
     pub fn zeros(width: usize, height: usize) -> Self {
-        RgbImage { width, height, data: vec![0.0; 3 * width * height] }
+        RgbImage {
+            width,
+            height,
+            data: vec![0.0; 3 * width * height],
+        }
     }
 
     /// Width in pixels.
