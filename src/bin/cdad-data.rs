@@ -61,6 +61,9 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         spec: SpecArgs,
+        /// Only classes whose name starts with this prefix.
+        #[arg(long, default_value = "")]
+        only: String,
     },
     /// Renders example NSA perturbations: rows of original, perturbed, changed mask.
     NsaExamples {
@@ -121,10 +124,10 @@ fn run(command: Command) -> cdad::Result<()> {
             println!("written to {}", out.display());
             Ok(())
         }
-        Command::Preview { out, spec } => {
+        Command::Preview { out, spec, only } => {
             let spec = spec_from(&spec);
             let size = spec.image_size;
-            let classes = classes_for(&spec)?;
+            let classes: Vec<_> = classes_for(&spec)?.into_iter().filter(|c| c.name.starts_with(&only)).collect();
             let mut rows = Vec::new();
             for class in &classes {
                 let mut row = Vec::new();

@@ -136,7 +136,8 @@ pub struct Perturbation {
 }
 
 /// Perturbs `image` with NSA patches cut from `sources` (other images of the same class,
-/// any size) or from `image` itself. Same generator state, same result.
+/// any size) or from `image` itself (always the unperturbed original). Same generator
+/// state, same result.
 ///
 /// Errors when the configuration is invalid, the image is smaller than 3x3, or a
 /// source is empty.

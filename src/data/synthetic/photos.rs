@@ -1,5 +1,6 @@
 //! Texture classes cut from real photographs: each good image is a random square crop
-//! (random size, flip and quarter turn, slight exposure change) of one photograph.
+//! (random size, mirror flip and half turn, which keep the material's orientation, and a
+//! slight exposure change) of one photograph.
 
 use crate::data::dataset::{load_image, IMAGE_EXTENSIONS};
 use crate::data::preprocess::resize_image;
@@ -76,7 +77,7 @@ impl PhotoTexture {
         let crop = ((side as f32 * rng.random_range(0.45..0.75)) as usize).max(8);
         let x0 = rng.random_range(0..=self.photo.width() - crop);
         let y0 = rng.random_range(0..=self.photo.height() - crop);
-        let (flip, turns) = (rng.random_bool(0.5), rng.random_range(0..4));
+        let (flip, turns) = (rng.random_bool(0.5), 2 * rng.random_range(0..2));
         let gain = rng.random_range(0.92..1.08);
         let mut out = RgbImage::zeros(crop, crop);
         for y in 0..crop {
