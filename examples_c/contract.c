@@ -5,32 +5,10 @@
  * and the error paths of each. Prints one line per check and a closing summary; exits
  * non-zero if any check fails.
  */
-#include "cdad.h"
+#include "check.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-static int passed = 0;
-static int failed = 0;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            passed++;                                      \
-        } else {                                           \
-            failed++;                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);    \
-            printf(__VA_ARGS__);                           \
-            printf("  (last error: %s)\n", cdad_last_error_message()); \
-        }                                                  \
-    } while (0)
-
-/* True when `status` is `expected` and the last error message contains `fragment`. */
-static int fails_with(cdad_status status, cdad_status expected, const char *fragment) {
-    return status == expected && strstr(cdad_last_error_message(), fragment) != NULL;
-}
 
 static void check_version(void) {
     char expected[64];
@@ -260,6 +238,5 @@ int main(void) {
     check_config();
     check_images();
     check_logging();
-    printf("contract: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_summary("contract");
 }

@@ -5,42 +5,22 @@
  * checks the error paths (unknown class, bad layout, corrupt file, duplicate class).
  *   usage: task_data [benchmark folder]
  */
-#include "cdad.h"
+#include "check.h"
 
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-
-static int passed = 0;
-static int failed = 0;
-
-#define CHECK(cond, what)                                                                 \
-    do {                                                                                  \
-        if (cond) {                                                                       \
-            passed++;                                                                     \
-        } else {                                                                          \
-            failed++;                                                                     \
-            printf("FAIL %s:%d: %s (last error: %s)\n", __FILE__, __LINE__, what,         \
-                   cdad_last_error_message());                                            \
-        }                                                                                 \
-    } while (0)
-
-static int fails_with(cdad_status status, cdad_status expected, const char *fragment) {
-    return status == expected && strstr(cdad_last_error_message(), fragment) != NULL;
-}
 
 int main(int argc, char **argv) {
     const char *root = argc > 1 ? argv[1] : "target/examples_c/task_data_benchmark";
 
-    CHECK(cdad_benchmark_generate(root, 32, 3, 1, 1, 7, NULL) == CDAD_OK, "generate benchmark");
+    CHECK(cdad_benchmark_generate(root, 32, 3, 1, 1, 7, NULL) == CDAD_OK, "generate benchmark\n");
     CHECK(fails_with(cdad_benchmark_generate(root, 4, 3, 1, 1, 7, NULL), CDAD_ERR_INVALID_ARGUMENT, "image_size"),
           "tiny image size refused");
 
     cdad_task *task = NULL;
-    CHECK(fails_with(cdad_task_new("", &task), CDAD_ERR_INVALID_ARGUMENT, "task name"), "empty task name");
-    CHECK(cdad_task_new("base", &task) == CDAD_OK && task != NULL, "create task");
-    CHECK(cdad_task_add_class_from_dataset(task, root, "gear", CDAD_DATASET_AUTO) == CDAD_OK, "add gear");
-    CHECK(cdad_task_add_class_from_dataset(task, root, "wood", CDAD_DATASET_MVTEC_AD) == CDAD_OK, "add wood");
+    CHECK(fails_with(cdad_task_new("", &task), CDAD_ERR_INVALID_ARGUMENT, "task name"), "empty task name\n");
+    CHECK(cdad_task_new("base", &task) == CDAD_OK && task != NULL, "create task\n");
+    CHECK(cdad_task_add_class_from_dataset(task, root, "gear", CDAD_DATASET_AUTO) == CDAD_OK, "add gear\n");
+    CHECK(cdad_task_add_class_from_dataset(task, root, "wood", CDAD_DATASET_MVTEC_AD) == CDAD_OK, "add wood\n");
     CHECK(fails_with(cdad_task_add_class_from_dataset(task, root, "gear", CDAD_DATASET_AUTO),
                      CDAD_ERR_INVALID_ARGUMENT, "already part of task"),
           "duplicate class refused");
@@ -59,24 +39,24 @@ int main(int argc, char **argv) {
     unsigned char frame[STRIDE * FRAME_H];
     memset(frame, 90, sizeof frame);
     cdad_image roi = {frame + STRIDE + 3 * 3, 4, 4, STRIDE, 0, CDAD_PIXEL_BGR8, CDAD_LAYOUT_INTERLEAVED};
-    CHECK(cdad_task_add_image(task, "line3_bracket", &roi) == CDAD_OK, "add image");
-    CHECK(cdad_task_add_image(task, "line3_bracket", &roi) == CDAD_OK, "add second image");
+    CHECK(cdad_task_add_image(task, "line3_bracket", &roi) == CDAD_OK, "add image\n");
+    CHECK(cdad_task_add_image(task, "line3_bracket", &roi) == CDAD_OK, "add second image\n");
     roi.row_stride = 5;
     CHECK(fails_with(cdad_task_add_image(task, "line3_bracket", &roi), CDAD_ERR_INVALID_IMAGE, "row stride"),
           "bad descriptor refused");
 
     size_t count = 0;
-    CHECK(cdad_task_class_count(task, &count) == CDAD_OK && count == 3, "three classes");
-    CHECK(cdad_task_image_count(task, "gear", &count) == CDAD_OK && count == 3, "gear has 3 images");
-    CHECK(cdad_task_image_count(task, "line3_bracket", &count) == CDAD_OK && count == 2, "bracket has 2 images");
+    CHECK(cdad_task_class_count(task, &count) == CDAD_OK && count == 3, "three classes\n");
+    CHECK(cdad_task_image_count(task, "gear", &count) == CDAD_OK && count == 3, "gear has 3 images\n");
+    CHECK(cdad_task_image_count(task, "line3_bracket", &count) == CDAD_OK && count == 2, "bracket has 2 images\n");
     CHECK(fails_with(cdad_task_image_count(task, "bolt", &count), CDAD_ERR_INVALID_ARGUMENT, "no class 'bolt'"),
           "unknown class count");
 
     /* A corrupt training file is named when its class is added. */
     char path[1024];
     snprintf(path, sizeof path, "%s/cable/train/good/001.png", root);
-    FILE *file = fopen(path, "wb");
-    CHECK(file != NULL, "open file to corrupt");
+    FILE *file = fopen(path, "wb\n");
+    CHECK(file != NULL, "open file to corrupt\n");
     if (file) {
         fputs("not an image", file);
         fclose(file);
@@ -84,10 +64,9 @@ int main(int argc, char **argv) {
     CHECK(fails_with(cdad_task_add_class_from_dataset(task, root, "cable", CDAD_DATASET_AUTO),
                      CDAD_ERR_INVALID_ARGUMENT, "001.png"),
           "corrupt file named");
-    CHECK(cdad_task_class_count(task, &count) == CDAD_OK && count == 3, "failed add changed nothing");
+    CHECK(cdad_task_class_count(task, &count) == CDAD_OK && count == 3, "failed add changed nothing\n");
 
     cdad_task_free(task);
     cdad_task_free(NULL);
-    printf("task_data: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_summary("task_data");
 }

@@ -31,7 +31,7 @@ for program in target/examples_c/*_shared target/examples_c/*_static; do
 done
 
 echo "== valgrind (memory errors and leaks)"
-for program in target/examples_c/contract_shared; do
+for program in target/examples_c/contract_shared target/examples_c/task_data_shared; do
     log="target/examples_c/$(basename "$program").valgrind.log"
     if valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
         --show-leak-kinds=definite,indirect "$program" >"$log" 2>&1; then

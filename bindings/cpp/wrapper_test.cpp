@@ -1,22 +1,9 @@
 // Checks the C++ wrapper: RAII handles, exceptions with status and message, copies,
 // text and list getters, and image conversion.
 #include "cdad.hpp"
+#include "check.h"
 
-#include <cstdio>
 #include <cstring>
-
-static int passed = 0;
-static int failed = 0;
-
-#define CHECK(cond, what)                                       \
-    do {                                                        \
-        if (cond) {                                             \
-            passed++;                                           \
-        } else {                                                \
-            failed++;                                           \
-            std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, what); \
-        }                                                       \
-    } while (0)
 
 template <typename F>
 static bool throws_status(F body, cdad_status expected, const char *fragment) {
@@ -29,23 +16,23 @@ static bool throws_status(F body, cdad_status expected, const char *fragment) {
 }
 
 int main() {
-    CHECK(cdad::version() == cdad_version(), "version");
+    CHECK(cdad::version() == cdad_version(), "version\n");
 
     cdad::Config config("tiny");
     config.set("image_size", 64);
     config.set("learning_rate", 1e-3);
     config.set("codec", "pixel");
     config.set("unet_channel_mult", std::vector<std::int64_t>{1, 2});
-    CHECK(config.get_int("image_size") == 64, "int round trip");
-    CHECK(config.get_float("learning_rate") == 1e-3, "float round trip");
-    CHECK(config.get_string("codec") == "pixel", "text round trip");
-    CHECK((config.get_int_list("unet_channel_mult") == std::vector<std::int64_t>{1, 2}), "list round trip");
-    CHECK(config.resolve_device() == "cpu" || config.resolve_device() == "cuda:0", "device");
+    CHECK(config.get_int("image_size") == 64, "int round trip\n");
+    CHECK(config.get_float("learning_rate") == 1e-3, "float round trip\n");
+    CHECK(config.get_string("codec") == "pixel", "text round trip\n");
+    CHECK((config.get_int_list("unet_channel_mult") == std::vector<std::int64_t>{1, 2}), "list round trip\n");
+    CHECK(config.resolve_device() == "cpu" || config.resolve_device() == "cuda:0", "device\n");
 
     cdad::Config copy = config;
     copy.set("image_size", 128);
-    CHECK(config.get_int("image_size") == 64 && copy.get_int("image_size") == 128, "copies are independent");
-    CHECK(copy.to_json().find("\"image_size\":128") != std::string::npos, "json export");
+    CHECK(config.get_int("image_size") == 64 && copy.get_int("image_size") == 128, "copies are independent\n");
+    CHECK(copy.to_json().find("\"image_size\":128") != std::string::npos, "json export\n");
 
     CHECK(throws_status([&] { config.set("image_size", 5000); }, CDAD_ERR_OUT_OF_RANGE, "32..=1024"),
           "range error becomes an exception");
@@ -56,11 +43,10 @@ int main() {
 
     const unsigned char bgr[2 * 3] = {0, 0, 255, 255, 0, 0};
     std::vector<float> rgb = cdad::to_rgb(cdad::interleaved_image(bgr, 2, 1, 6, CDAD_PIXEL_BGR8));
-    CHECK(rgb.size() == 6 && rgb[0] == 1.0f && rgb[1] == 0.0f && rgb[5] == 1.0f, "BGR conversion");
+    CHECK(rgb.size() == 6 && rgb[0] == 1.0f && rgb[1] == 0.0f && rgb[5] == 1.0f, "BGR conversion\n");
     CHECK(throws_status([&] { cdad::to_rgb(cdad::interleaved_image(bgr, 2, 1, 3, CDAD_PIXEL_BGR8)); },
                         CDAD_ERR_INVALID_IMAGE, "row stride"),
           "bad stride becomes an exception");
 
-    std::printf("cpp wrapper: %d passed, %d failed\n", passed, failed);
-    return failed == 0 ? 0 : 1;
+    return check_summary("cpp wrapper");
 }

@@ -127,7 +127,10 @@ fn run(command: Command) -> cdad::Result<()> {
         Command::Preview { out, spec, only } => {
             let spec = spec_from(&spec);
             let size = spec.image_size;
-            let classes: Vec<_> = classes_for(&spec)?.into_iter().filter(|c| c.name.starts_with(&only)).collect();
+            let classes: Vec<_> = classes_for(&spec)?
+                .into_iter()
+                .filter(|c| c.name.starts_with(&only))
+                .collect();
             let mut rows = Vec::new();
             for class in &classes {
                 let mut row = Vec::new();

@@ -5,7 +5,7 @@
 
 use super::boundary::{call, FfiError};
 use super::handles::{
-    borrow, borrow_mut, free, impl_handle, into_raw, text_arg, write_array, write_out, write_text,
+    borrow, borrow_mut, free, hand_out, impl_handle, text_arg, write_array, write_out, write_text,
 };
 use super::status::cdad_status;
 use crate::config::value::Value;
@@ -35,11 +35,8 @@ pub extern "C" fn cdad_config_new(
         } else {
             text_arg(preset, "preset")?.parse()?
         };
-        if out.is_null() {
-            return Err(FfiError::NullPointer("out"));
-        }
         log::debug!("configuration created from preset {preset:?}");
-        write_out(out, into_raw(cdad_config::new(preset.config())), "out")
+        hand_out(out, cdad_config::new(preset.config()))
     })
 }
 
@@ -55,10 +52,7 @@ pub extern "C" fn cdad_config_from_json(
         let parsed: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::invalid(format!("configuration JSON does not parse: {e}")))?;
         let config = Config::from_json(&parsed)?;
-        if out.is_null() {
-            return Err(FfiError::NullPointer("out"));
-        }
-        write_out(out, into_raw(cdad_config::new(config)), "out")
+        hand_out(out, cdad_config::new(config))
     })
 }
 

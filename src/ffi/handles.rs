@@ -22,9 +22,13 @@ pub(crate) trait Handle: Sized {
     fn clear_magic(&mut self);
 }
 
-/// Moves `value` to the heap and hands ownership to C.
-pub(crate) fn into_raw<T: Handle>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
+/// Moves `value` to the heap and hands ownership to C through `out` (checked for NULL
+/// before anything is allocated).
+pub(crate) fn hand_out<T: Handle>(out: *mut *mut T, value: T) -> Result<(), FfiError> {
+    if out.is_null() {
+        return Err(FfiError::NullPointer("out"));
+    }
+    write_out(out, Box::into_raw(Box::new(value)), "out")
 }
 
 /// Checks that `ptr` is non-NULL and carries `T`'s tag, reading only the tag field

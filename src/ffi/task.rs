@@ -4,8 +4,8 @@
 //! Thread safety: a task may move between threads; it must not be modified
 //! concurrently with any other call on the same handle.
 
-use super::boundary::{call, FfiError};
-use super::handles::{borrow, borrow_mut, free, impl_handle, into_raw, text_arg, write_out};
+use super::boundary::call;
+use super::handles::{borrow, borrow_mut, free, hand_out, impl_handle, text_arg, write_out};
 use super::image::{cdad_image, rgb_image};
 use super::status::cdad_status;
 use crate::data::dataset::DatasetLayout;
@@ -42,10 +42,7 @@ impl_handle!(cdad_task wraps TaskData, magic 0x6364_6164_7461_736b);
 pub extern "C" fn cdad_task_new(name: *const c_char, out: *mut *mut cdad_task) -> cdad_status {
     call("cdad_task_new", || {
         let task = TaskData::new(text_arg(name, "name")?)?;
-        if out.is_null() {
-            return Err(FfiError::NullPointer("out"));
-        }
-        write_out(out, into_raw(cdad_task::new(task)), "out")
+        hand_out(out, cdad_task::new(task))
     })
 }
 

@@ -2,7 +2,7 @@
 //! stains, contamination (fibres and particles) and colour faults. Each returns the
 //! exact mask of the pixels it visibly changed, limited to the part's surface.
 
-use super::paint::{blend, blob_alpha, blob_region, luminance, mix, stroke, Point};
+use super::paint::{luminance, mix, paint_blob, stroke, Blob, Point};
 use crate::image::{Mask, RgbImage};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -142,21 +142,21 @@ fn hole(image: &mut RgbImage, mask: &mut Mask, centre: Point, side: f32, rng: &m
     let radius = side * rng.random_range(0.012..0.06) + 0.8;
     let seed = rng.random();
     let darkness = rng.random_range(0.15..0.45);
-    let region = blob_region(image, centre, radius);
-    blend(
-        image,
-        mask,
-        region,
-        0.5,
-        |x, y| blob_alpha((x, y), centre, radius, 1.0, 0.15, seed),
-        |x, y, old| {
-            // Shading inside the pit: darker towards the upper-left wall, a lit lower-right rim.
-            let (dx, dy) = ((x - centre.0) / radius, (y - centre.1) / radius);
-            let rim = ((dx + dy) * 0.7).clamp(0.0, 1.0) * (dx * dx + dy * dy).sqrt();
-            let dark = old.map(|v| v * darkness);
-            mix(dark, [0.85; 3], rim * 0.5)
-        },
-    );
+    let blob = Blob {
+        centre: centre,
+        radius,
+        softness: 1.0,
+        roughness: 0.15,
+        opacity: 1.0,
+        seed,
+    };
+    paint_blob(image, mask, &blob, |x, y, old| {
+        // Shading inside the pit: darker towards the upper-left wall, a lit lower-right rim.
+        let (dx, dy) = ((x - centre.0) / radius, (y - centre.1) / radius);
+        let rim = ((dx + dy) * 0.7).clamp(0.0, 1.0) * (dx * dx + dy * dy).sqrt();
+        let dark = old.map(|v| v * darkness);
+        mix(dark, [0.85; 3], rim * 0.5)
+    });
 }
 
 fn crack(image: &mut RgbImage, mask: &mut Mask, centre: Point, side: f32, rng: &mut ChaCha8Rng) {
@@ -195,18 +195,18 @@ fn stain(image: &mut RgbImage, mask: &mut Mask, centre: Point, side: f32, rng: &
     let seed = rng.random();
     let tint = [[0.55, 0.42, 0.2], [0.25, 0.3, 0.2], [0.6, 0.6, 0.65]][rng.random_range(0..3)];
     let strength = rng.random_range(0.18..0.35);
-    let region = blob_region(image, centre, radius);
-    blend(
-        image,
-        mask,
-        region,
-        0.5,
-        |x, y| blob_alpha((x, y), centre, radius, radius * 0.25, 0.5, seed) * strength / 0.35,
-        |_, _, old| {
-            let shade = luminance(old);
-            mix(old, tint.map(|t| t * (0.6 + shade)), 0.35)
-        },
-    );
+    let blob = Blob {
+        centre: centre,
+        radius,
+        softness: radius * 0.25,
+        roughness: 0.5,
+        opacity: strength / 0.35,
+        seed,
+    };
+    paint_blob(image, mask, &blob, |_, _, old| {
+        let shade = luminance(old);
+        mix(old, tint.map(|t| t * (0.6 + shade)), 0.35)
+    });
 }
 
 fn contamination(
@@ -240,15 +240,15 @@ fn contamination(
             );
             let radius = rng.random_range(0.8..2.5);
             let seed = rng.random();
-            let region = blob_region(image, p, radius);
-            blend(
-                image,
-                mask,
-                region,
-                0.5,
-                |x, y| blob_alpha((x, y), p, radius, 0.8, 0.3, seed),
-                |_, _, _| colour,
-            );
+            let blob = Blob {
+                centre: p,
+                radius,
+                softness: 0.8,
+                roughness: 0.3,
+                opacity: 1.0,
+                seed,
+            };
+            paint_blob(image, mask, &blob, |_, _, _| colour);
         }
     }
 }
@@ -263,26 +263,26 @@ fn colour_fault(
     let radius = side * rng.random_range(0.05..0.18);
     let seed = rng.random();
     let shift = rng.random_range(0..2);
-    let region = blob_region(image, centre, radius);
-    blend(
-        image,
-        mask,
-        region,
-        0.5,
-        |x, y| blob_alpha((x, y), centre, radius, radius * 0.15, 0.35, seed),
-        |_, _, old| {
-            // Rotate the colour channels: keeps brightness and texture, changes hue.
-            let rotated = if shift == 0 {
-                [old[1], old[2], old[0]]
-            } else {
-                [old[2], old[0], old[1]]
-            };
-            let lum = luminance(old);
-            mix(
-                rotated,
-                [lum + 0.25, lum, lum - 0.2].map(|v| v.clamp(0.0, 1.0)),
-                0.5,
-            )
-        },
-    );
+    let blob = Blob {
+        centre: centre,
+        radius,
+        softness: radius * 0.15,
+        roughness: 0.35,
+        opacity: 1.0,
+        seed,
+    };
+    paint_blob(image, mask, &blob, |_, _, old| {
+        // Rotate the colour channels: keeps brightness and texture, changes hue.
+        let rotated = if shift == 0 {
+            [old[1], old[2], old[0]]
+        } else {
+            [old[2], old[0], old[1]]
+        };
+        let lum = luminance(old);
+        mix(
+            rotated,
+            [lum + 0.25, lum, lum - 0.2].map(|v| v.clamp(0.0, 1.0)),
+            0.5,
+        )
+    });
 }

@@ -100,7 +100,7 @@ pub fn stroke(
 
 /// Alpha of a soft, irregular blob of radius `radius` around `centre` (1 inside,
 /// falling to 0 over `softness` pixels; the outline is perturbed by noise).
-pub fn blob_alpha(
+fn blob_alpha(
     p: Point,
     centre: Point,
     radius: f32,
@@ -120,9 +120,48 @@ pub fn blob_alpha(
     ((edge - d) / softness.max(0.5) + 0.5).clamp(0.0, 1.0)
 }
 
-/// The box around a blob, clipped to the image.
-pub fn blob_region(image: &RgbImage, centre: Point, radius: f32) -> (usize, usize, usize, usize) {
-    bounds(&[centre], radius * 1.6 + 2.0, image.width(), image.height())
+/// A soft, irregular blob: where and how large, how soft and rough its edge, how opaque.
+#[derive(Debug, Clone, Copy)]
+pub struct Blob {
+    /// Centre in pixels.
+    pub centre: Point,
+    /// Nominal radius in pixels.
+    pub radius: f32,
+    /// Width of the edge fall-off in pixels.
+    pub softness: f32,
+    /// Relative outline perturbation.
+    pub roughness: f32,
+    /// Peak alpha.
+    pub opacity: f32,
+    /// Seed of the outline noise.
+    pub seed: u64,
+}
+
+/// Blends `colour(x, y, old)` over the blob, marking pixels whose alpha reaches 0.5.
+pub fn paint_blob(
+    image: &mut RgbImage,
+    mask: &mut Mask,
+    blob: &Blob,
+    colour: impl FnMut(f32, f32, [f32; 3]) -> [f32; 3],
+) {
+    let region = bounds(
+        &[blob.centre],
+        blob.radius * 1.6 + 2.0,
+        image.width(),
+        image.height(),
+    );
+    let alpha = |x: f32, y: f32| {
+        blob.opacity
+            * blob_alpha(
+                (x, y),
+                blob.centre,
+                blob.radius,
+                blob.softness,
+                blob.roughness,
+                blob.seed,
+            )
+    };
+    blend(image, mask, region, 0.5, alpha, colour);
 }
 
 /// Luminance of an RGB triple.
