@@ -12,6 +12,7 @@ pub mod error;
 pub mod ffi;
 pub mod image;
 pub mod logging;
+pub mod model;
 
 pub use config::{Config, Preset};
 pub use error::{Error, Result};

@@ -1,0 +1,22 @@
+//! Latent codecs: the space the diffusion runs in. An image batch (N x 3 x H x W,
+//! ImageNet-normalised) is encoded to a latent (N x C x H/s x W/s) and, where the codec
+//! has a decoder, decoded back.
+
+mod pixel;
+
+pub use pixel::PixelCodec;
+
+use tch::Tensor;
+
+/// The interface every codec offers.
+pub trait LatentCodec: Send + Sync {
+    /// Channels of the latent.
+    fn latent_channels(&self) -> i64;
+    /// Image pixels per latent pixel along each side.
+    fn stride(&self) -> i64;
+    /// Encodes an ImageNet-normalised image batch into latents.
+    fn encode(&self, images: &Tensor) -> Tensor;
+    /// Decodes latents back into an ImageNet-normalised image batch; `None` when the
+    /// codec has no decoder (the anomaly map is then computed in latent space).
+    fn decode(&self, latents: &Tensor) -> Option<Tensor>;
+}

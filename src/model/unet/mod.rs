@@ -1,0 +1,1 @@
+//! The Stable-Diffusion-style UNet denoiser.
