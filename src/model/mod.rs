@@ -1,7 +1,10 @@
 //! The diffusion model: latent codecs, the SD-style UNet, the Anomaly-Masked Network,
 //! the noise schedule, the DDIM sampler, the optimiser and the training step.
 
+pub mod amn;
 pub mod backbone;
 pub mod checkpoint;
 pub mod codec;
+pub mod noise;
+pub mod schedule;
 pub mod unet;
