@@ -52,6 +52,10 @@ pub enum Error {
         /// Elements the caller provided.
         given: usize,
     },
+    /// Training produced a non-finite loss or gradient; the weights were left as they
+    /// were before the failing step.
+    #[error("numerical failure: {0}")]
+    Numerical(String),
     /// A file that cannot be read or written.
     #[error("{}: {source}", path.display())]
     Io {

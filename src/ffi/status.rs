@@ -33,6 +33,8 @@ pub enum cdad_status {
     CDAD_ERR_DEVICE_UNAVAILABLE = 9,
     /// A file could not be read or written.
     CDAD_ERR_IO = 10,
+    /// Training met a non-finite loss or gradient and stopped; weights are unchanged.
+    CDAD_ERR_NUMERICAL = 11,
     /// The library caught an internal panic; the process is intact, the call had no effect.
     CDAD_ERR_PANIC = 255,
 }
@@ -54,6 +56,7 @@ impl cdad_status {
                 Error::BufferTooSmall { .. } => CDAD_ERR_BUFFER_TOO_SMALL,
                 Error::DeviceUnavailable(_) => CDAD_ERR_DEVICE_UNAVAILABLE,
                 Error::Io { .. } => CDAD_ERR_IO,
+                Error::Numerical(_) => CDAD_ERR_NUMERICAL,
             },
         }
     }
@@ -72,6 +75,7 @@ impl cdad_status {
             CDAD_ERR_BUFFER_TOO_SMALL => c"CDAD_ERR_BUFFER_TOO_SMALL",
             CDAD_ERR_DEVICE_UNAVAILABLE => c"CDAD_ERR_DEVICE_UNAVAILABLE",
             CDAD_ERR_IO => c"CDAD_ERR_IO",
+            CDAD_ERR_NUMERICAL => c"CDAD_ERR_NUMERICAL",
             CDAD_ERR_PANIC => c"CDAD_ERR_PANIC",
         }
     }
@@ -82,7 +86,7 @@ impl cdad_status {
 #[no_mangle]
 pub extern "C" fn cdad_status_name(status: i32) -> *const c_char {
     use cdad_status::*;
-    const ALL: [cdad_status; 12] = [
+    const ALL: [cdad_status; 13] = [
         CDAD_OK,
         CDAD_ERR_NULL_POINTER,
         CDAD_ERR_INVALID_HANDLE,
@@ -94,6 +98,7 @@ pub extern "C" fn cdad_status_name(status: i32) -> *const c_char {
         CDAD_ERR_BUFFER_TOO_SMALL,
         CDAD_ERR_DEVICE_UNAVAILABLE,
         CDAD_ERR_IO,
+        CDAD_ERR_NUMERICAL,
         CDAD_ERR_PANIC,
     ];
     ALL.iter()

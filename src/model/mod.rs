@@ -5,6 +5,8 @@ pub mod amn;
 pub mod backbone;
 pub mod checkpoint;
 pub mod codec;
+pub mod ddim;
 pub mod noise;
+pub mod optimizer;
 pub mod schedule;
 pub mod unet;
