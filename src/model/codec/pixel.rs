@@ -13,7 +13,9 @@ pub struct PixelCodec {
 impl PixelCodec {
     /// A codec with block side `factor` (at least 1).
     pub fn new(factor: i64) -> Self {
-        PixelCodec { factor: factor.max(1) }
+        PixelCodec {
+            factor: factor.max(1),
+        }
     }
 }
 
@@ -55,6 +57,14 @@ mod tests {
         let _ = one.get(0).get(1).get(5).get(6).fill_(1.0);
         let latent = PixelCodec::new(4).encode(&one);
         assert_eq!(latent.sum(Kind::Float).double_value(&[]), 1.0);
-        assert_eq!(latent.get(0).get(16 + 4 + 2).get(1).get(1).double_value(&[]), 1.0);
+        assert_eq!(
+            latent
+                .get(0)
+                .get(16 + 4 + 2)
+                .get(1)
+                .get(1)
+                .double_value(&[]),
+            1.0
+        );
     }
 }

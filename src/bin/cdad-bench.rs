@@ -1,0 +1,150 @@
+//! Benchmarks of cdad's model, printed as tables with the command and the machine:
+//! parameter counts, training-step time and peak memory per preset.
+//!
+//!   cdad-bench train-step [--steps N] [--batch N]
+
+use cdad::config::{Codec, Config, Preset};
+use cdad::data::synthetic::builtin_classes;
+use cdad::image::RgbImage;
+use cdad::model::backbone::EfficientNetLite0;
+use cdad::model::codec::{FeatureCodec, LatentCodec, PixelCodec};
+use cdad::model::diffusion::DiffusionModel;
+use cdad::model::init::reinitialise;
+use cdad::model::training::{Trainer, TrainingSample};
+use clap::{Parser, Subcommand};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::nn::VarStore;
+use tch::Device;
+
+#[derive(Parser)]
+#[command(name = "cdad-bench", about = "Benchmarks of cdad's model")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parameters, time per training step and peak memory of the tiny and compact presets.
+    TrainStep {
+        /// Timed steps (after two warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Images per batch.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// The EfficientNet-Lite0 weights for the features codec.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.models/efficientnet_lite0.safetensors"))]
+        backbone: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cdad-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn codec(config: &Config, vs: &VarStore, backbone: &PathBuf) -> cdad::Result<Box<dyn LatentCodec>> {
+    Ok(match config.codec {
+        Codec::Pixel => Box::new(PixelCodec::new(config.pixel_factor as i64)),
+        Codec::Features => Box::new(FeatureCodec::new(
+            vs.root() / "codec",
+            EfficientNetLite0::load(backbone, Device::Cpu)?,
+            false,
+        )),
+        Codec::Vae => {
+            return Err(cdad::Error::invalid(
+                "the vae codec needs SD1.5 weights; not benchmarked here",
+            ))
+        }
+    })
+}
+
+fn count(vs: &VarStore, prefix: &str) -> i64 {
+    vs.variables()
+        .iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(_, t)| t.numel() as i64)
+        .sum()
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn run(command: Command) -> cdad::Result<()> {
+    let Command::TrainStep {
+        steps,
+        batch,
+        backbone,
+    } = command;
+    println!("command: cdad-bench train-step --steps {steps} --batch {batch}");
+    println!(
+        "machine: {} logical CPUs, libtorch threads {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        tch::get_num_threads()
+    );
+    println!();
+    println!("| preset | codec | image | latent | UNet params | AMN params | step (ms) | peak RSS (MiB) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for preset in [Preset::Tiny, Preset::Compact] {
+        let config = preset.config();
+        let vs = VarStore::new(Device::Cpu);
+        let codec = codec(&config, &vs, &backbone)?;
+        let latent = (
+            codec.latent_channels(),
+            config.image_size as i64 / codec.stride(),
+        );
+        let model = DiffusionModel::new(&vs.root(), &config, codec)?;
+        reinitialise(&vs, config.seed);
+        let size = config.image_size;
+        let class = &builtin_classes()[6];
+        let images: Vec<RgbImage> = (0..batch as u64)
+            .map(|i| class.good(size, &mut ChaCha8Rng::seed_from_u64(i)).0)
+            .collect();
+        let samples: Vec<TrainingSample<'_>> = images
+            .iter()
+            .map(|image| TrainingSample {
+                image,
+                sources: images.iter().collect(),
+            })
+            .collect();
+        let mut trainer = Trainer::new(&vs, &config, true);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        for _ in 0..2 {
+            trainer.step(&model, &samples, &mut rng, |_, u| u)?;
+        }
+        let start = Instant::now();
+        for _ in 0..steps {
+            trainer.step(&model, &samples, &mut rng, |_, u| u)?;
+        }
+        let per_step = start.elapsed().as_secs_f64() * 1000.0 / steps as f64;
+        println!(
+            "| {preset:?} | {} | {size} | {}x{}x{} | {} | {} | {per_step:.0} | {:.0} |",
+            config.codec.as_str(),
+            latent.0,
+            latent.1,
+            latent.1,
+            count(&vs, "unet."),
+            count(&vs, "amn."),
+            peak_rss_mib()
+        );
+    }
+    Ok(())
+}
