@@ -111,7 +111,7 @@ fn run(command: Command) -> cdad::Result<()> {
             codec.latent_channels(),
             config.image_size as i64 / codec.stride(),
         );
-        let model = DiffusionModel::new(&vs.root(), &config, codec)?;
+        let model = DiffusionModel::new(&vs.root(), &config, codec, None)?;
         reinitialise(&vs, config.seed);
         let size = config.image_size;
         let class = &builtin_classes()[6];

@@ -139,6 +139,16 @@ config_schema! {
     energy_increment: f64 = Rule::Float { min: 0.0, max: 0.1 };
     /// Project later tasks' updates away from earlier tasks' subspaces (off = fine-tuning).
     projection: bool = Rule::Bool;
+    /// EfficientNet-Lite0 weights (safetensors) for the `features` codec and the scorer;
+    /// empty = the file scripts/setup.sh installs into the source tree's .models/.
+    backbone_weights: String = Rule::Path;
+    /// SD1.5 VAE weights (safetensors, full checkpoint or VAE only) for the `vae` codec.
+    vae_weights: String = Rule::Path;
+    /// Optional SD1.5 checkpoint (safetensors) to start the UNet from; empty = random init.
+    unet_weights: String = Rule::Path;
+    /// The constant cross-attention context (safetensors, one tensor of 77 x
+    /// unet_context_dim, e.g. CLIP's empty-prompt embedding); empty = zeros.
+    context_weights: String = Rule::Path;
 }
 
 /// One configuration key: its name, what it accepts, and how to read and write it.
@@ -306,7 +316,7 @@ fn json_to_value(json: &serde_json::Value, rule: Rule) -> Option<Value> {
         Rule::Int { .. } => Value::Int(json.as_i64()?),
         Rule::Float { .. } => Value::Float(json.as_f64()?),
         Rule::Bool => Value::Bool(json.as_bool()?),
-        Rule::Choice(_) | Rule::Device => Value::Text(json.as_str()?.to_string()),
+        Rule::Choice(_) | Rule::Device | Rule::Path => Value::Text(json.as_str()?.to_string()),
         Rule::IntList { .. } => Value::IntList(
             json.as_array()?
                 .iter()

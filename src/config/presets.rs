@@ -58,6 +58,10 @@ impl Preset {
             energy_base: 0.97,
             energy_increment: 0.003,
             projection: true,
+            backbone_weights: String::new(),
+            vae_weights: String::new(),
+            unet_weights: String::new(),
+            context_weights: String::new(),
         };
         match self {
             Preset::Paper => common,

@@ -80,6 +80,8 @@ pub enum Rule {
     },
     /// A device string: `cpu`, `cuda`, `cuda:N` or `auto`.
     Device,
+    /// A file path (empty for "none" or "the default"), at most 4096 bytes.
+    Path,
 }
 
 impl Rule {
@@ -89,7 +91,7 @@ impl Rule {
             Rule::Int { .. } => "an integer",
             Rule::Float { .. } => "a float",
             Rule::Bool => "a boolean",
-            Rule::Choice(_) | Rule::Device => "text",
+            Rule::Choice(_) | Rule::Device | Rule::Path => "text",
             Rule::IntList { .. } => "an integer list",
         }
     }
@@ -110,6 +112,7 @@ impl Rule {
                 format!("a list of {min_len}..={max_len} integers, each in {min}..={max}")
             }
             Rule::Device => "'cpu', 'cuda', 'cuda:N' or 'auto'".to_string(),
+            Rule::Path => "a file path of at most 4096 bytes (empty for none)".to_string(),
         }
     }
 
@@ -137,6 +140,7 @@ impl Rule {
                     && v.iter().all(|x| x >= min && x <= max),
             ),
             (Rule::Device, Value::Text(v)) => in_range(v.parse::<DeviceChoice>().is_ok()),
+            (Rule::Path, Value::Text(v)) => in_range(v.len() <= 4096),
             _ => Err(true),
         }
     }
@@ -215,6 +219,18 @@ impl FieldType for Vec<usize> {
         match value {
             Value::IntList(v) => v.into_iter().map(|x| x as usize).collect(),
             other => unreachable!("rule admitted {other:?} for an integer-list field"),
+        }
+    }
+}
+
+impl FieldType for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+    fn from_value(value: Value) -> Self {
+        match value {
+            Value::Text(v) => v,
+            other => unreachable!("rule admitted {other:?} for a path field"),
         }
     }
 }

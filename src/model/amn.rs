@@ -329,6 +329,33 @@ mod tests {
     }
 
     #[test]
+    fn every_preset_gets_a_condition_of_the_unet_width_at_latent_size() {
+        tch::manual_seed(5);
+        for (preset, stride) in [
+            (crate::config::Preset::Tiny, 4),
+            (crate::config::Preset::Compact, 8),
+            (crate::config::Preset::Paper, 8),
+        ] {
+            let config = preset.config();
+            let vs = VarStore::new(Device::Cpu);
+            let amn =
+                Amn::new(vs.root(), &AmnConfig::from_config(&config, stride).unwrap()).unwrap();
+            let side = config.image_size as i64;
+            let out = tch::no_grad(|| {
+                amn.forward(
+                    &Tensor::randn([1, 3, side, side], (Kind::Float, Device::Cpu)),
+                    false,
+                )
+            });
+            assert_eq!(
+                out.size(),
+                [1, config.unet_channels as i64, side / stride, side / stride],
+                "{preset:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_papers_stem_widths_for_stride_eight() {
         let vs = VarStore::new(Device::Cpu);
         let cfg = AmnConfig {

@@ -35,9 +35,28 @@ pub fn load_prefixed(
     prefix: &str,
     origin: &Path,
 ) -> Result<()> {
-    let variables = vs.variables();
+    load_mapped(vs, "", file, prefix, origin)
+}
+
+/// Like [`load_prefixed`] for the variables of `vs` under `variable_prefix` only: the
+/// variable `variable_prefix + name` takes the tensor `file_prefix + name`.
+pub fn load_mapped(
+    vs: &VarStore,
+    variable_prefix: &str,
+    file: &BTreeMap<String, Tensor>,
+    file_prefix: &str,
+    origin: &Path,
+) -> Result<()> {
+    let variables: BTreeMap<String, Tensor> = vs
+        .variables()
+        .into_iter()
+        .filter_map(|(name, t)| {
+            name.strip_prefix(variable_prefix)
+                .map(|n| (n.to_string(), t))
+        })
+        .collect();
     for (name, variable) in &variables {
-        let key = format!("{prefix}{name}");
+        let key = format!("{file_prefix}{name}");
         let tensor = file.get(&key).ok_or_else(|| {
             Error::invalid(format!(
                 "{}: missing key '{key}' (shape {:?})",
@@ -56,17 +75,17 @@ pub fn load_prefixed(
     }
     if let Some(extra) = file
         .keys()
-        .filter_map(|k| k.strip_prefix(prefix))
+        .filter_map(|k| k.strip_prefix(file_prefix))
         .find(|name| !variables.contains_key(*name))
     {
         return Err(Error::invalid(format!(
-            "{}: unexpected key '{prefix}{extra}' that the model does not have",
+            "{}: unexpected key '{file_prefix}{extra}' that the model does not have",
             origin.display()
         )));
     }
     tch::no_grad(|| {
         for (name, mut variable) in variables {
-            let source = &file[&format!("{prefix}{name}")];
+            let source = &file[&format!("{file_prefix}{name}")];
             variable.copy_(&source.to_kind(variable.kind()).to_device(variable.device()));
         }
     });

@@ -33,12 +33,31 @@ pub struct DiffusionModel {
     codec: Box<dyn LatentCodec>,
     schedule: Schedule,
     prediction: Prediction,
+    context: Option<Tensor>,
     device: Device,
 }
 
 impl DiffusionModel {
     /// Builds the UNet under `root / "unet"` and the AMN under `root / "amn"`.
-    pub fn new(root: &nn::Path, config: &Config, codec: Box<dyn LatentCodec>) -> Result<Self> {
+    /// `context` (1 x tokens x unet_context_dim) feeds the UNet's cross-attention and is
+    /// required exactly when `unet_context_dim` is not 0.
+    pub fn new(
+        root: &nn::Path,
+        config: &Config,
+        codec: Box<dyn LatentCodec>,
+        context: Option<Tensor>,
+    ) -> Result<Self> {
+        match (&context, config.unet_context_dim) {
+            (None, 0) => {}
+            (Some(c), dim) if dim > 0 && c.dim() == 3 && c.size()[0] == 1 && c.size()[2] == dim as i64 => {}
+            (c, dim) => {
+                return Err(Error::invalid(format!(
+                    "cross-attention context of shape {:?} does not fit unet_context_dim {dim}; expected \
+                     1 x tokens x {dim} (or none when the width is 0)",
+                    c.as_ref().map(|c| c.size())
+                )))
+            }
+        }
         let unet_config = UNetConfig::from_config(config, codec.latent_channels());
         let amn_config = AmnConfig::from_config(config, codec.stride())?;
         Ok(DiffusionModel {
@@ -47,6 +66,7 @@ impl DiffusionModel {
             codec,
             schedule: Schedule::scaled_linear(config.timesteps),
             prediction: config.prediction,
+            context: context.map(|c| c.to_device(root.device())),
             device: root.device(),
         })
     }
@@ -59,6 +79,11 @@ impl DiffusionModel {
     /// The device the model lives on.
     pub fn device(&self) -> Device {
         self.device
+    }
+
+    /// The constant context repeated for a batch of `n`.
+    fn batch_context(&self, n: i64) -> Option<Tensor> {
+        self.context.as_ref().map(|c| c.expand([n, -1, -1], false))
     }
 
     /// The training losses for clean images and their condition inputs (the same
@@ -76,7 +101,10 @@ impl DiffusionModel {
         let condition = self.amn.forward(condition_input, true);
         let t = Tensor::from_slice(&timesteps.iter().map(|&t| t as i64).collect::<Vec<_>>())
             .to_device(self.device);
-        let output = self.unet.forward(&zt, &t, None, Some(&condition));
+        let context = self.batch_context(n);
+        let output = self
+            .unet
+            .forward(&zt, &t, context.as_ref(), Some(&condition));
         let diffusion = (output - target(self.prediction, &z0, &noise, &alpha_bar))
             .square()
             .mean(Kind::Float);

@@ -3,6 +3,7 @@
 
 pub mod amn;
 pub mod backbone;
+pub mod builder;
 pub mod checkpoint;
 pub mod codec;
 pub mod ddim;

@@ -1,0 +1,199 @@
+//! Builds the diffusion model a configuration describes: resolves the device, creates
+//! the codec (loading the backbone or the VAE from their files), the UNet and the AMN,
+//! initialises them from the seed, and loads optional SD1.5 UNet weights and the
+//! cross-attention context.
+
+use super::backbone::EfficientNetLite0;
+use super::checkpoint::{load_mapped, read_tensors};
+use super::codec::{FeatureCodec, LatentCodec, PixelCodec, VaeCodec};
+use super::diffusion::DiffusionModel;
+use super::init::reinitialise;
+use crate::config::{Codec, Config};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+/// The key prefix of the UNet in an original SD1.5 checkpoint.
+pub const SD_UNET_PREFIX: &str = "model.diffusion_model.";
+
+/// Tokens of the constant context when no context file is given.
+const DEFAULT_CONTEXT_TOKENS: i64 = 77;
+
+/// The variable store holding everything learned, and the model over it.
+pub struct BuiltModel {
+    /// UNet (`unet.*`), AMN (`amn.*`) and codec statistics (`codec.*`).
+    pub vs: VarStore,
+    /// The model.
+    pub model: DiffusionModel,
+}
+
+/// The EfficientNet-Lite0 weights file a configuration names (or the default).
+pub fn backbone_path(config: &Config) -> PathBuf {
+    if config.backbone_weights.is_empty() {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".models/efficientnet_lite0.safetensors")
+    } else {
+        PathBuf::from(&config.backbone_weights)
+    }
+}
+
+fn codec(config: &Config, vs: &VarStore, device: Device) -> Result<Box<dyn LatentCodec>> {
+    Ok(match config.codec {
+        Codec::Pixel => Box::new(PixelCodec::new(config.pixel_factor as i64)),
+        Codec::Features => {
+            let backbone = EfficientNetLite0::load(&backbone_path(config), device)?;
+            Box::new(FeatureCodec::new(vs.root() / "codec", backbone, false))
+        }
+        Codec::Vae => {
+            if config.vae_weights.is_empty() {
+                return Err(Error::invalid(
+                    "codec 'vae' needs the SD1.5 VAE weights: set vae_weights to a safetensors file",
+                ));
+            }
+            Box::new(VaeCodec::load(Path::new(&config.vae_weights), device)?)
+        }
+    })
+}
+
+fn context(config: &Config) -> Result<Option<Tensor>> {
+    let width = config.unet_context_dim as i64;
+    if width == 0 {
+        return Ok(None);
+    }
+    if config.context_weights.is_empty() {
+        return Ok(Some(Tensor::zeros(
+            [1, DEFAULT_CONTEXT_TOKENS, width],
+            (Kind::Float, Device::Cpu),
+        )));
+    }
+    let path = Path::new(&config.context_weights);
+    let tensors = read_tensors(path)?;
+    let mut values = tensors.into_values();
+    let (Some(tensor), None) = (values.next(), values.next()) else {
+        return Err(Error::invalid(format!(
+            "{}: expected exactly one tensor (the context)",
+            path.display()
+        )));
+    };
+    let tensor = if tensor.dim() == 2 {
+        tensor.unsqueeze(0)
+    } else {
+        tensor
+    };
+    if tensor.dim() != 3 || tensor.size()[0] != 1 || tensor.size()[2] != width {
+        return Err(Error::invalid(format!(
+            "{}: context of shape {:?}; expected tokens x {width} or 1 x tokens x {width}",
+            path.display(),
+            tensor.size()
+        )));
+    }
+    Ok(Some(tensor.to_kind(Kind::Float)))
+}
+
+/// Builds the model of `config` on its device, initialised from `config.seed`.
+pub fn build_model(config: &Config) -> Result<BuiltModel> {
+    config.validate()?;
+    let device = config.device.resolve()?;
+    let vs = VarStore::new(device);
+    let codec = codec(config, &vs, device)?;
+    let model = DiffusionModel::new(&vs.root(), config, codec, context(config)?)?;
+    reinitialise(&vs, config.seed);
+    if !config.unet_weights.is_empty() {
+        let path = Path::new(&config.unet_weights);
+        load_mapped(&vs, "unet.", &read_tensors(path)?, SD_UNET_PREFIX, path)?;
+    }
+    Ok(BuiltModel { vs, model })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Preset;
+
+    #[test]
+    fn the_tiny_and_compact_presets_build_and_reconstruct_at_their_sizes() {
+        for preset in [Preset::Tiny, Preset::Compact] {
+            let mut config = preset.config();
+            config.device = crate::device::DeviceChoice::Cpu;
+            let built = build_model(&config).unwrap();
+            let side = config.image_size as i64;
+            let images = Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu));
+            let mut rng = rand::SeedableRng::seed_from_u64(0);
+            let (z0, estimate) = built.model.reconstruct(&images, 999, 2, &mut rng);
+            assert_eq!(z0.size(), estimate.size(), "{preset:?}");
+            let stride = built.model.codec().stride();
+            assert_eq!(z0.size()[2], side / stride, "{preset:?}");
+        }
+    }
+
+    #[test]
+    fn missing_files_are_named_and_unet_weights_load_from_an_sd_checkpoint() {
+        let mut config = Preset::Tiny.config();
+        config.codec = Codec::Vae;
+        config.image_size = 64;
+        let err = build_model(&config).err().unwrap().to_string();
+        assert!(err.contains("vae_weights"), "{err}");
+
+        let mut config = Preset::Compact.config();
+        config.backbone_weights = "/nonexistent/lite0.safetensors".into();
+        let err = build_model(&config).err().unwrap().to_string();
+        assert!(err.contains("/nonexistent/lite0.safetensors"), "{err}");
+
+        // Save the tiny UNet under SD's names from one seed and load it into another.
+        let dir = tempfile::tempdir().unwrap();
+        let source = build_model(&Preset::Tiny.config()).unwrap();
+        let unet_vars: Vec<(String, Tensor)> = source
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("unet."))
+            .collect();
+        let mut named = Vec::new();
+        for (name, t) in &unet_vars {
+            named.push((
+                format!("{SD_UNET_PREFIX}{}", &name["unet.".len()..]),
+                t.shallow_clone(),
+            ));
+        }
+        let path = dir.path().join("sd.safetensors");
+        Tensor::write_safetensors(&named, &path).unwrap();
+        let mut config = Preset::Tiny.config();
+        config.seed = 99;
+        config.unet_weights = path.to_string_lossy().into_owned();
+        let loaded = build_model(&config).unwrap();
+        let (a, b) = (source.vs.variables(), loaded.vs.variables());
+        assert!(a["unet.input_blocks.0.0.weight"].equal(&b["unet.input_blocks.0.0.weight"]));
+        assert!(
+            !a["amn.stem.0.weight"].equal(&b["amn.stem.0.weight"]),
+            "only the UNet comes from the file"
+        );
+    }
+
+    #[test]
+    fn the_context_comes_from_a_one_tensor_file_of_the_right_width() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Preset::Paper.config();
+        assert_eq!(context(&config).unwrap().unwrap().size(), [1, 77, 768]);
+        let path = dir.path().join("empty_prompt.safetensors");
+        let embedding = Tensor::ones([77, 768], (Kind::Float, Device::Cpu));
+        Tensor::write_safetensors(&[("context", &embedding)], &path).unwrap();
+        config.context_weights = path.to_string_lossy().into_owned();
+        let loaded = context(&config).unwrap().unwrap();
+        assert_eq!(loaded.size(), [1, 77, 768]);
+        assert_eq!(loaded.sum(Kind::Float).double_value(&[]), 77.0 * 768.0);
+        Tensor::write_safetensors(
+            &[(
+                "context",
+                &Tensor::ones([77, 512], (Kind::Float, Device::Cpu)),
+            )],
+            &path,
+        )
+        .unwrap();
+        assert!(context(&config)
+            .unwrap_err()
+            .to_string()
+            .contains("expected tokens x 768"));
+        config.unet_context_dim = 0;
+        assert!(context(&config).unwrap().is_none());
+    }
+}
