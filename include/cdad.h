@@ -18,6 +18,11 @@
 
 
 /**
+ * The format version this build writes and the only one it reads.
+ */
+#define FORMAT_VERSION 1
+
+/**
  * Largest accepted width or height.
  */
 #define CDAD_MAX_IMAGE_SIDE (1 << 16)
@@ -26,6 +31,11 @@
  * Largest accepted pixel count (width x height), about 268 megapixels.
  */
 #define CDAD_MAX_IMAGE_PIXELS (1 << 28)
+
+/**
+ * The FPR limit of the published AU-PRO numbers (method.md section 7).
+ */
+#define DEFAULT_FPR_LIMIT 0.3
 
 /**
  * Latent scale of SD1.5: latents are the posterior mean times this factor.
@@ -86,6 +96,22 @@ typedef enum cdad_status {
    * Training met a non-finite loss or gradient and stopped; weights are unchanged.
    */
   CDAD_ERR_NUMERICAL = 11,
+  /**
+   * The caller cancelled the call through its progress callback; nothing changed.
+   */
+  CDAD_ERR_CANCELLED = 12,
+  /**
+   * The call does not fit the detector's state (e.g. infer before training).
+   */
+  CDAD_ERR_STATE = 13,
+  /**
+   * The detector is busy with another call that needs exclusive access.
+   */
+  CDAD_ERR_BUSY = 14,
+  /**
+   * The file is not a cdad model, has another format version, is truncated or corrupt.
+   */
+  CDAD_ERR_FILE_FORMAT = 15,
   /**
    * The library caught an internal panic; the process is intact, the call had no effect.
    */
@@ -199,9 +225,22 @@ typedef enum cdad_dataset_layout {
 typedef struct cdad_config cdad_config;
 
 /**
+ * A continual anomaly detector: one model for every class learned so far.
+ */
+typedef struct cdad_detector cdad_detector;
+
+/**
  * The training data of one task: named classes, each with good images.
  */
 typedef struct cdad_task cdad_task;
+
+/**
+ * Reports progress of a long call: `fraction` in [0, 1], `stage` names the current
+ * step ("loading", "training", ...; valid during the call only). Return 0 to continue,
+ * any other value to cancel: the call then returns `CDAD_ERR_CANCELLED` and the
+ * detector is unchanged.
+ */
+typedef int32_t (*cdad_progress_callback)(float fraction, const char *stage, void *user);
 
 /**
  * A caller-owned image. The library reads it during the call and never keeps the
@@ -406,6 +445,82 @@ enum cdad_status cdad_config_resolve_device(const struct cdad_config *config,
                                             char *buffer,
                                             size_t capacity,
                                             size_t *length);
+
+/**
+ * Creates a detector from a configuration (checked with `cdad_config_validate`; the
+ * configuration is copied, so it may be freed afterwards).
+ */
+enum cdad_status cdad_detector_create(const struct cdad_config *config, struct cdad_detector **out);
+
+/**
+ * Releases a detector. NULL is a no-op. Must not run concurrently with other calls on it.
+ */
+void cdad_detector_free(struct cdad_detector *detector);
+
+/**
+ * Adds a task (its classes and good images are copied from `task`, which may be freed
+ * afterwards) and stores its id (0, 1, ...) in `*task_id`. Class names must be new.
+ */
+enum cdad_status cdad_detector_add_task(const struct cdad_detector *detector,
+                                        const struct cdad_task *task,
+                                        size_t *task_id);
+
+/**
+ * Trains task `task_id` (tasks are trained in the order they were added). `progress`
+ * (nullable) reports progress and can cancel. A cancelled or failed training leaves
+ * the detector exactly as it was.
+ */
+enum cdad_status cdad_detector_train_task(const struct cdad_detector *detector,
+                                          size_t task_id,
+                                          cdad_progress_callback progress,
+                                          void *user);
+
+/**
+ * Computes the anomaly map (higher = more anomalous) and the image score of one image.
+ * `map` (nullable: score only) receives `image->height` rows of `image->width` floats,
+ * `map_row_stride` bytes apart (at least `4 * width`); the library never keeps the
+ * pointer. `score` receives the image score. Needs a trained task.
+ */
+enum cdad_status cdad_detector_infer(const struct cdad_detector *detector,
+                                     const struct cdad_image *image,
+                                     float *map,
+                                     size_t map_row_stride,
+                                     float *score);
+
+/**
+ * Batched `cdad_detector_infer`: `count` images, `maps[i]` (the array and each entry
+ * nullable) with row strides `map_row_strides[i]` (nullable when `maps` is NULL), and
+ * `scores` (room for `count` floats). Faster than single calls on larger batches.
+ */
+enum cdad_status cdad_detector_infer_batch(const struct cdad_detector *detector,
+                                           const struct cdad_image *images,
+                                           size_t count,
+                                           float *const *maps,
+                                           const size_t *map_row_strides,
+                                           float *scores);
+
+/**
+ * Saves the detector (configuration, task registry, every weight) to one file,
+ * atomically: an existing file is replaced only when the new one is complete.
+ */
+enum cdad_status cdad_detector_save(const struct cdad_detector *detector, const char *path);
+
+/**
+ * Loads a detector saved with `cdad_detector_save`. `device` (nullable: the saved
+ * configuration's) overrides the compute device ("cpu", "cuda:N", "auto"). A
+ * truncated, corrupted or incompatible file is refused with `CDAD_ERR_FILE_FORMAT`.
+ */
+enum cdad_status cdad_detector_load(const char *path,
+                                    const char *device,
+                                    struct cdad_detector **out);
+
+/**
+ * Stores the number of tasks in `*count` and, in `*trained` (nullable), how many of
+ * them are trained.
+ */
+enum cdad_status cdad_detector_task_count(const struct cdad_detector *detector,
+                                          size_t *count,
+                                          size_t *trained);
 
 /**
  * Checks an image descriptor (sizes, strides, format, layout, NULL data) without

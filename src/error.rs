@@ -56,6 +56,17 @@ pub enum Error {
     /// were before the failing step.
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// The caller cancelled a long call through its progress callback; nothing changed.
+    #[error("cancelled by the caller; the detector is unchanged")]
+    Cancelled,
+    /// A call that does not fit the detector's current state (e.g. inferring before any
+    /// task was trained, training a task twice).
+    #[error("{0}")]
+    State(String),
+    /// A model file that is not a cdad model, is of another format version, is
+    /// truncated or fails its checksum.
+    #[error("{0}")]
+    FileFormat(String),
     /// A file that cannot be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -7,11 +7,13 @@
 
 pub mod config;
 pub mod data;
+pub mod detector;
 pub mod device;
 pub mod error;
 pub mod ffi;
 pub mod image;
 pub mod logging;
+pub mod metrics;
 pub mod model;
 
 pub use config::{Config, Preset};

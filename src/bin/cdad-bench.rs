@@ -3,13 +3,10 @@
 //!
 //!   cdad-bench train-step [--steps N] [--batch N]
 
-use cdad::config::{Codec, Config, Preset};
+use cdad::config::Preset;
 use cdad::data::synthetic::builtin_classes;
 use cdad::image::RgbImage;
-use cdad::model::backbone::EfficientNetLite0;
-use cdad::model::codec::{FeatureCodec, LatentCodec, PixelCodec};
-use cdad::model::diffusion::DiffusionModel;
-use cdad::model::init::reinitialise;
+use cdad::model::builder::{build_model, BuiltModel, WeightSource};
 use cdad::model::training::{Trainer, TrainingSample};
 use clap::{Parser, Subcommand};
 use rand::SeedableRng;
@@ -18,7 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 use tch::nn::VarStore;
-use tch::Device;
 
 #[derive(Parser)]
 #[command(name = "cdad-bench", about = "Benchmarks of cdad's model")]
@@ -51,22 +47,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn codec(config: &Config, vs: &VarStore, backbone: &PathBuf) -> cdad::Result<Box<dyn LatentCodec>> {
-    Ok(match config.codec {
-        Codec::Pixel => Box::new(PixelCodec::new(config.pixel_factor as i64)),
-        Codec::Features => Box::new(FeatureCodec::new(
-            vs.root() / "codec",
-            EfficientNetLite0::load(backbone, Device::Cpu)?,
-            false,
-        )),
-        Codec::Vae => {
-            return Err(cdad::Error::invalid(
-                "the vae codec needs SD1.5 weights; not benchmarked here",
-            ))
-        }
-    })
 }
 
 fn count(vs: &VarStore, prefix: &str) -> i64 {
@@ -104,15 +84,14 @@ fn run(command: Command) -> cdad::Result<()> {
     println!("| preset | codec | image | latent | UNet params | AMN params | step (ms) | peak RSS (MiB) |");
     println!("|---|---|---|---|---|---|---|---|");
     for preset in [Preset::Tiny, Preset::Compact] {
-        let config = preset.config();
-        let vs = VarStore::new(Device::Cpu);
-        let codec = codec(&config, &vs, &backbone)?;
+        let mut config = preset.config();
+        config.backbone_weights = backbone.to_string_lossy().into_owned();
+        let BuiltModel { vs, model, .. } = build_model(&config, WeightSource::Files)?;
+        let codec = model.codec();
         let latent = (
             codec.latent_channels(),
             config.image_size as i64 / codec.stride(),
         );
-        let model = DiffusionModel::new(&vs.root(), &config, codec, None)?;
-        reinitialise(&vs, config.seed);
         let size = config.image_size;
         let class = &builtin_classes()[6];
         let images: Vec<RgbImage> = (0..batch as u64)

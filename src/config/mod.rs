@@ -125,6 +125,9 @@ config_schema! {
     ddim_steps: usize = Rule::Int { min: 1, max: 1000 };
     /// Gaussian smoothing of the anomaly map, in pixels at a 256-pixel image side.
     map_sigma: f64 = Rule::Float { min: 0.0, max: 64.0 };
+    /// Backbone stages compared by the scorer when the codec has a decoder
+    /// (0..=4 = strides 2, 4, 8, 16, 32).
+    score_layers: Vec<usize> = Rule::IntList { min: 0, max: 4, min_len: 1, max_len: 5 };
     /// Decomposition of layer representations: `isvd`, `gram` or `full`.
     decomposition: Decomposition = Rule::Choice(Decomposition::NAMES);
     /// Images per iSVD block (the paper's e).

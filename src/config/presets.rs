@@ -53,6 +53,7 @@ impl Preset {
             start_step: 999,
             ddim_steps: 10,
             map_sigma: 5.0,
+            score_layers: vec![1, 2, 3],
             decomposition: Decomposition::Isvd,
             isvd_block_images: 1,
             representation_every: 10,

@@ -24,6 +24,9 @@ pub(crate) enum FfiError {
         /// The handle type that was expected.
         expected: &'static str,
     },
+    /// The handle is in use by a call that needs exclusive access.
+    #[error("the detector is busy with {0}; try again when it has finished")]
+    Busy(&'static str),
     /// A panic inside the library.
     #[error("internal error (panic) in {0}; the call had no effect")]
     Panic(String),

@@ -12,6 +12,7 @@
 mod benchmark;
 mod boundary;
 mod config;
+mod detector;
 mod handles;
 mod image;
 mod logging;
@@ -22,6 +23,7 @@ mod version;
 pub use benchmark::cdad_benchmark_generate;
 pub use boundary::cdad_last_error_message;
 pub use config::*;
+pub use detector::*;
 pub use image::{cdad_image, cdad_image_check, cdad_image_to_rgb, cdad_layout, cdad_pixel_format};
 pub use logging::{cdad_log_callback, cdad_log_level, cdad_set_log_callback};
 pub use status::{cdad_status, cdad_status_name};

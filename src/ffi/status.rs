@@ -35,6 +35,14 @@ pub enum cdad_status {
     CDAD_ERR_IO = 10,
     /// Training met a non-finite loss or gradient and stopped; weights are unchanged.
     CDAD_ERR_NUMERICAL = 11,
+    /// The caller cancelled the call through its progress callback; nothing changed.
+    CDAD_ERR_CANCELLED = 12,
+    /// The call does not fit the detector's state (e.g. infer before training).
+    CDAD_ERR_STATE = 13,
+    /// The detector is busy with another call that needs exclusive access.
+    CDAD_ERR_BUSY = 14,
+    /// The file is not a cdad model, has another format version, is truncated or corrupt.
+    CDAD_ERR_FILE_FORMAT = 15,
     /// The library caught an internal panic; the process is intact, the call had no effect.
     CDAD_ERR_PANIC = 255,
 }
@@ -47,6 +55,7 @@ impl cdad_status {
             FfiError::NullPointer(_) => CDAD_ERR_NULL_POINTER,
             FfiError::InvalidHandle { .. } => CDAD_ERR_INVALID_HANDLE,
             FfiError::Panic(_) => CDAD_ERR_PANIC,
+            FfiError::Busy(_) => CDAD_ERR_BUSY,
             FfiError::Library(e) => match e {
                 Error::InvalidArgument(_) => CDAD_ERR_INVALID_ARGUMENT,
                 Error::UnknownKey { .. } => CDAD_ERR_UNKNOWN_KEY,
@@ -57,6 +66,9 @@ impl cdad_status {
                 Error::DeviceUnavailable(_) => CDAD_ERR_DEVICE_UNAVAILABLE,
                 Error::Io { .. } => CDAD_ERR_IO,
                 Error::Numerical(_) => CDAD_ERR_NUMERICAL,
+                Error::Cancelled => CDAD_ERR_CANCELLED,
+                Error::State(_) => CDAD_ERR_STATE,
+                Error::FileFormat(_) => CDAD_ERR_FILE_FORMAT,
             },
         }
     }
@@ -76,6 +88,10 @@ impl cdad_status {
             CDAD_ERR_DEVICE_UNAVAILABLE => c"CDAD_ERR_DEVICE_UNAVAILABLE",
             CDAD_ERR_IO => c"CDAD_ERR_IO",
             CDAD_ERR_NUMERICAL => c"CDAD_ERR_NUMERICAL",
+            CDAD_ERR_CANCELLED => c"CDAD_ERR_CANCELLED",
+            CDAD_ERR_STATE => c"CDAD_ERR_STATE",
+            CDAD_ERR_BUSY => c"CDAD_ERR_BUSY",
+            CDAD_ERR_FILE_FORMAT => c"CDAD_ERR_FILE_FORMAT",
             CDAD_ERR_PANIC => c"CDAD_ERR_PANIC",
         }
     }
@@ -86,7 +102,7 @@ impl cdad_status {
 #[no_mangle]
 pub extern "C" fn cdad_status_name(status: i32) -> *const c_char {
     use cdad_status::*;
-    const ALL: [cdad_status; 13] = [
+    const ALL: [cdad_status; 17] = [
         CDAD_OK,
         CDAD_ERR_NULL_POINTER,
         CDAD_ERR_INVALID_HANDLE,
@@ -99,6 +115,10 @@ pub extern "C" fn cdad_status_name(status: i32) -> *const c_char {
         CDAD_ERR_DEVICE_UNAVAILABLE,
         CDAD_ERR_IO,
         CDAD_ERR_NUMERICAL,
+        CDAD_ERR_CANCELLED,
+        CDAD_ERR_STATE,
+        CDAD_ERR_BUSY,
+        CDAD_ERR_FILE_FORMAT,
         CDAD_ERR_PANIC,
     ];
     ALL.iter()

@@ -10,7 +10,9 @@ use super::diffusion::DiffusionModel;
 use super::init::reinitialise;
 use crate::config::{Codec, Config};
 use crate::error::{Error, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -20,12 +22,15 @@ pub const SD_UNET_PREFIX: &str = "model.diffusion_model.";
 /// Tokens of the constant context when no context file is given.
 const DEFAULT_CONTEXT_TOKENS: i64 = 77;
 
-/// The variable store holding everything learned, and the model over it.
+/// The variable store holding every weight, and the networks over it.
 pub struct BuiltModel {
-    /// UNet (`unet.*`), AMN (`amn.*`) and codec statistics (`codec.*`).
+    /// UNet (`unet.*`), AMN (`amn.*`), codec statistics (`codec.*`) and the frozen
+    /// scoring backbone (`backbone.*`).
     pub vs: VarStore,
     /// The model.
     pub model: DiffusionModel,
+    /// The frozen ImageNet backbone (shared with the `features` codec).
+    pub backbone: Arc<EfficientNetLite0>,
 }
 
 /// The EfficientNet-Lite0 weights file a configuration names (or the default).
@@ -37,13 +42,47 @@ pub fn backbone_path(config: &Config) -> PathBuf {
     }
 }
 
-fn codec(config: &Config, vs: &VarStore, device: Device) -> Result<Box<dyn LatentCodec>> {
+/// Where the frozen networks' weights come from.
+pub enum WeightSource<'a> {
+    /// The files the configuration names; trainable parts initialised from the seed.
+    Files,
+    /// A saved detector: every variable of the store, by name.
+    Saved(&'a BTreeMap<String, Tensor>, &'a Path),
+}
+
+/// Creates the frozen scoring backbone under `backbone.` in `vs`.
+fn backbone(
+    vs: &VarStore,
+    config: &Config,
+    source: &WeightSource<'_>,
+) -> Result<Arc<EfficientNetLite0>> {
+    let network = EfficientNetLite0::new(vs.root() / "backbone");
+    if let WeightSource::Files = source {
+        let path = backbone_path(config);
+        load_mapped(
+            vs,
+            "backbone.",
+            &EfficientNetLite0::read_weights(&path)?,
+            "",
+            &path,
+        )?;
+    }
+    Ok(Arc::new(network))
+}
+
+fn codec(
+    config: &Config,
+    vs: &VarStore,
+    device: Device,
+    backbone: &Arc<EfficientNetLite0>,
+) -> Result<Box<dyn LatentCodec>> {
     Ok(match config.codec {
         Codec::Pixel => Box::new(PixelCodec::new(config.pixel_factor as i64)),
-        Codec::Features => {
-            let backbone = EfficientNetLite0::load(&backbone_path(config), device)?;
-            Box::new(FeatureCodec::new(vs.root() / "codec", backbone, false))
-        }
+        Codec::Features => Box::new(FeatureCodec::new(
+            vs.root() / "codec",
+            Arc::clone(backbone),
+            false,
+        )),
         Codec::Vae => {
             if config.vae_weights.is_empty() {
                 return Err(Error::invalid(
@@ -90,19 +129,35 @@ fn context(config: &Config) -> Result<Option<Tensor>> {
     Ok(Some(tensor.to_kind(Kind::Float)))
 }
 
-/// Builds the model of `config` on its device, initialised from `config.seed`.
-pub fn build_model(config: &Config) -> Result<BuiltModel> {
+/// Builds the model of `config` on its device: from the configured files with the
+/// trainable parts initialised from `config.seed`, or entirely from saved weights.
+pub fn build_model(config: &Config, source: WeightSource<'_>) -> Result<BuiltModel> {
     config.validate()?;
     let device = config.device.resolve()?;
     let vs = VarStore::new(device);
-    let codec = codec(config, &vs, device)?;
+    let backbone = backbone(&vs, config, &source)?;
+    let codec = codec(config, &vs, device, &backbone)?;
     let model = DiffusionModel::new(&vs.root(), config, codec, context(config)?)?;
-    reinitialise(&vs, config.seed);
-    if !config.unet_weights.is_empty() {
-        let path = Path::new(&config.unet_weights);
-        load_mapped(&vs, "unet.", &read_tensors(path)?, SD_UNET_PREFIX, path)?;
+    match source {
+        WeightSource::Files => {
+            reinitialise(&vs, config.seed, &["unet.", "amn."]);
+            if !config.unet_weights.is_empty() {
+                let path = Path::new(&config.unet_weights);
+                load_mapped(&vs, "unet.", &read_tensors(path)?, SD_UNET_PREFIX, path)?;
+            }
+        }
+        WeightSource::Saved(tensors, path) => load_mapped(&vs, "", tensors, "", path)?,
     }
-    Ok(BuiltModel { vs, model })
+    for (name, variable) in vs.variables() {
+        if name.starts_with("backbone.") || name.starts_with("codec.") {
+            let _ = variable.set_requires_grad(false);
+        }
+    }
+    Ok(BuiltModel {
+        vs,
+        model,
+        backbone,
+    })
 }
 
 #[cfg(test)]
@@ -115,7 +170,7 @@ mod tests {
         for preset in [Preset::Tiny, Preset::Compact] {
             let mut config = preset.config();
             config.device = crate::device::DeviceChoice::Cpu;
-            let built = build_model(&config).unwrap();
+            let built = build_model(&config, WeightSource::Files).unwrap();
             let side = config.image_size as i64;
             let images = Tensor::zeros([1, 3, side, side], (Kind::Float, Device::Cpu));
             let mut rng = rand::SeedableRng::seed_from_u64(0);
@@ -131,17 +186,23 @@ mod tests {
         let mut config = Preset::Tiny.config();
         config.codec = Codec::Vae;
         config.image_size = 64;
-        let err = build_model(&config).err().unwrap().to_string();
+        let err = build_model(&config, WeightSource::Files)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("vae_weights"), "{err}");
 
         let mut config = Preset::Compact.config();
         config.backbone_weights = "/nonexistent/lite0.safetensors".into();
-        let err = build_model(&config).err().unwrap().to_string();
+        let err = build_model(&config, WeightSource::Files)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("/nonexistent/lite0.safetensors"), "{err}");
 
         // Save the tiny UNet under SD's names from one seed and load it into another.
         let dir = tempfile::tempdir().unwrap();
-        let source = build_model(&Preset::Tiny.config()).unwrap();
+        let source = build_model(&Preset::Tiny.config(), WeightSource::Files).unwrap();
         let unet_vars: Vec<(String, Tensor)> = source
             .vs
             .variables()
@@ -160,7 +221,7 @@ mod tests {
         let mut config = Preset::Tiny.config();
         config.seed = 99;
         config.unet_weights = path.to_string_lossy().into_owned();
-        let loaded = build_model(&config).unwrap();
+        let loaded = build_model(&config, WeightSource::Files).unwrap();
         let (a, b) = (source.vs.variables(), loaded.vs.variables());
         assert!(a["unet.input_blocks.0.0.weight"].equal(&b["unet.input_blocks.0.0.weight"]));
         assert!(

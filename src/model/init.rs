@@ -22,12 +22,13 @@ fn is_constant(tensor: &Tensor) -> bool {
     tensor.numel() <= 1 || (tensor.max() - tensor.min()).double_value(&[]) == 0.0
 }
 
-/// Redraws every non-constant variable of `vs` from `seed`.
-pub fn reinitialise(vs: &VarStore, seed: u64) {
+/// Redraws every non-constant variable of `vs` whose name starts with one of
+/// `prefixes` from `seed`.
+pub fn reinitialise(vs: &VarStore, seed: u64, prefixes: &[&str]) {
     let variables = vs.variables();
     tch::no_grad(|| {
         for (name, variable) in &variables {
-            if is_constant(variable) {
+            if is_constant(variable) || !prefixes.iter().any(|p| name.starts_with(p)) {
                 continue;
             }
             let fan_in = if variable.dim() >= 2 {
@@ -67,7 +68,7 @@ mod tests {
             ..Default::default()
         };
         let _ = nn::linear(vs.root() / "zero", 8, 8, zero);
-        reinitialise(&vs, seed);
+        reinitialise(&vs, seed, &[""]);
         vs
     }
 

@@ -12,5 +12,6 @@ pub mod init;
 pub mod noise;
 pub mod optimizer;
 pub mod schedule;
+pub mod scorer;
 pub mod training;
 pub mod unet;

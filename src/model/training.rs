@@ -130,7 +130,7 @@ mod tests {
         let vs = VarStore::new(Device::Cpu);
         let codec = Box::new(PixelCodec::new(config.pixel_factor as i64));
         let model = DiffusionModel::new(&vs.root(), &config, codec, None).unwrap();
-        reinitialise(&vs, seed);
+        reinitialise(&vs, seed, &[""]);
         (vs, model, config)
     }
 

@@ -192,6 +192,10 @@ pub struct EfficientNetLite0 {
     fc: nn::Linear,
 }
 
+// SAFETY: the network is used for inference only; its tensors are frozen after
+// loading and never written, and libtorch allows concurrent reads of a tensor.
+unsafe impl Sync for EfficientNetLite0 {}
+
 impl EfficientNetLite0 {
     /// The network with its variables under `vs`, named as in the PyTorch state dict.
     pub fn new(vs: nn::Path) -> Self {
@@ -231,13 +235,18 @@ impl EfficientNetLite0 {
     /// them. BatchNorm `num_batches_tracked` counters in the file are ignored; any other
     /// missing, extra or misshapen tensor is an error that names the key.
     pub fn load(path: &Path, device: Device) -> Result<Self> {
-        let mut file = read_tensors(path)?;
-        file.retain(|key, _| !key.ends_with(".num_batches_tracked"));
         let mut vs = nn::VarStore::new(device);
         let model = EfficientNetLite0::new(vs.root());
-        load_prefixed(&vs, &file, "", path)?;
+        load_prefixed(&vs, &Self::read_weights(path)?, "", path)?;
         vs.freeze();
         Ok(model)
+    }
+
+    /// The tensors of a converted weights file, without the BatchNorm counters.
+    pub fn read_weights(path: &Path) -> Result<std::collections::BTreeMap<String, Tensor>> {
+        let mut file = read_tensors(path)?;
+        file.retain(|key, _| !key.ends_with(".num_batches_tracked"));
+        Ok(file)
     }
 
     /// The feature maps at strides 2, 4, 8, 16 and 32 (the output of the last block of

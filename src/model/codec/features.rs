@@ -8,6 +8,7 @@
 use super::LatentCodec;
 use crate::error::{Error, Result};
 use crate::model::backbone::{EfficientNetLite0, FEATURE_CHANNELS, FEATURE_STRIDES};
+use std::sync::Arc;
 use tch::{nn, Kind, Tensor};
 
 /// Positions of the stride-8 and stride-16 maps among the backbone's feature maps.
@@ -23,7 +24,7 @@ const MIN_STD: f64 = 1e-6;
 /// Standardised backbone features as latents.
 #[derive(Debug)]
 pub struct FeatureCodec {
-    backbone: EfficientNetLite0,
+    backbone: Arc<EfficientNetLite0>,
     with_stride16: bool,
     /// Per-channel mean, shared with the variable store.
     mean: Tensor,
@@ -32,14 +33,15 @@ pub struct FeatureCodec {
 }
 
 // SAFETY: the backbone's weights are frozen and only read; the statistics change only
-// in `fit`, which takes `&mut self`. libtorch allows concurrent reads of a tensor.
+// in `fit`, which the detector calls while it holds exclusive access (training).
+// libtorch allows concurrent reads of a tensor.
 unsafe impl Sync for FeatureCodec {}
 
 impl FeatureCodec {
     /// A codec over `backbone` (loaded and frozen by the caller) whose statistics are
     /// created under `stats` as identity (mean 0, std 1) until [`fit`](Self::fit).
     /// `with_stride16` adds the upsampled stride-16 map (40 + 112 channels instead of 40).
-    pub fn new(stats: nn::Path, backbone: EfficientNetLite0, with_stride16: bool) -> Self {
+    pub fn new(stats: nn::Path, backbone: Arc<EfficientNetLite0>, with_stride16: bool) -> Self {
         let channels = FEATURE_CHANNELS[STRIDE8]
             + if with_stride16 {
                 FEATURE_CHANNELS[STRIDE16]
@@ -55,14 +57,14 @@ impl FeatureCodec {
     }
 
     /// Fits the per-channel statistics on one batch of ImageNet-normalised images.
-    pub fn fit(&mut self, images: &Tensor) -> Result<()> {
+    pub fn fit(&self, images: &Tensor) -> Result<()> {
         self.fit_batches(std::iter::once(images.shallow_clone()))
     }
 
     /// Fits the per-channel statistics (population mean and standard deviation over all
     /// images and positions) on batches of ImageNet-normalised images. Fails, leaving
     /// the statistics unchanged, when the batches hold no image.
-    pub fn fit_batches(&mut self, batches: impl IntoIterator<Item = Tensor>) -> Result<()> {
+    pub fn fit_batches(&self, batches: impl IntoIterator<Item = Tensor>) -> Result<()> {
         let mut totals: Option<(Tensor, Tensor)> = None;
         let mut count = 0;
         tch::no_grad(|| {
@@ -95,8 +97,13 @@ impl FeatureCodec {
             let mean = sum / count as f64;
             let variance = (squares / count as f64 - mean.square()).clamp_min(0.0);
             let std = variance.sqrt().clamp_min(MIN_STD);
-            self.mean.copy_(&mean.to_kind(self.mean.kind()));
-            self.std.copy_(&std.to_kind(self.std.kind()));
+            // The statistics are shared with the variable store: write through new handles.
+            self.mean
+                .shallow_clone()
+                .copy_(&mean.to_kind(self.mean.kind()));
+            self.std
+                .shallow_clone()
+                .copy_(&std.to_kind(self.std.kind()));
             Ok(())
         })
     }
@@ -120,6 +127,10 @@ impl FeatureCodec {
 }
 
 impl LatentCodec for FeatureCodec {
+    fn fit_statistics(&self, batches: Vec<Tensor>) -> Result<()> {
+        self.fit_batches(batches)
+    }
+
     fn latent_channels(&self) -> i64 {
         self.mean.size()[0]
     }
@@ -143,9 +154,9 @@ mod tests {
     use super::*;
     use tch::Device;
 
-    fn random_backbone() -> EfficientNetLite0 {
+    fn random_backbone() -> Arc<EfficientNetLite0> {
         let vs = nn::VarStore::new(Device::Cpu);
-        EfficientNetLite0::new(vs.root())
+        Arc::new(EfficientNetLite0::new(vs.root()))
     }
 
     fn images() -> Tensor {
@@ -169,7 +180,7 @@ mod tests {
     fn fitted_features_are_standardised_and_statistics_are_saved() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut codec = FeatureCodec::new(vs.root() / "codec", random_backbone(), true);
+        let codec = FeatureCodec::new(vs.root() / "codec", random_backbone(), true);
         let batch = images();
         let raw = tch::no_grad(|| codec.encode(&batch));
         codec.fit(&batch).expect("fit");
@@ -193,7 +204,7 @@ mod tests {
         let again = tch::no_grad(|| restored.encode(&batch));
         assert!(again.allclose(&latents, 1e-6, 1e-6, false));
 
-        let mut empty = FeatureCodec::new(vs.root() / "empty", random_backbone(), false);
+        let empty = FeatureCodec::new(vs.root() / "empty", random_backbone(), false);
         assert!(empty.fit_batches(Vec::new()).is_err());
     }
 }

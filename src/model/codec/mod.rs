@@ -23,4 +23,9 @@ pub trait LatentCodec: Send + Sync {
     /// Decodes latents back into an ImageNet-normalised image batch; `None` when the
     /// codec has no decoder (the anomaly map is then computed in latent space).
     fn decode(&self, latents: &Tensor) -> Option<Tensor>;
+    /// Fits whatever statistics the codec keeps on a task's ImageNet-normalised
+    /// training images (batches N x 3 x H x W); codecs without statistics do nothing.
+    fn fit_statistics(&self, _batches: Vec<Tensor>) -> crate::error::Result<()> {
+        Ok(())
+    }
 }

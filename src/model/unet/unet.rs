@@ -522,7 +522,7 @@ mod tests {
         let condition = Tensor::randn([2, 16, 8, 8], (Kind::Float, Device::Cpu));
         let seeded = |seed: u64| {
             let (vs, unet) = build(&config);
-            crate::model::init::reinitialise(&vs, seed);
+            crate::model::init::reinitialise(&vs, seed, &[""]);
             let initial: BTreeMap<String, Tensor> = vs
                 .variables()
                 .into_iter()
