@@ -537,6 +537,31 @@ enum cdad_status cdad_image_check(const struct cdad_image *image);
 enum cdad_status cdad_image_to_rgb(const struct cdad_image *image, float *out, size_t capacity);
 
 /**
+ * Decodes an image file (PNG, JPEG, BMP, TIFF; 8/16-bit, grey or colour) into
+ * interleaved RGB8 (`rgb`, room for `capacity` bytes, at least 3 x width x height) and
+ * stores its size in `*width` and `*height`. With `rgb` NULL and `capacity` 0 only
+ * the size is stored, so the caller can allocate.
+ */
+enum cdad_status cdad_image_file_read(const char *path,
+                                      uint8_t *rgb,
+                                      size_t capacity,
+                                      uint32_t *width,
+                                      uint32_t *height);
+
+/**
+ * Writes `image` with `map` drawn over it as a heat map to a PNG file (atomically).
+ * `map` holds `image->height` rows of `image->width` floats, `map_row_stride` bytes
+ * apart; values at or below `low` leave the image as it is, values at `high` and
+ * above are drawn red.
+ */
+enum cdad_status cdad_overlay_write_png(const char *path,
+                                        const struct cdad_image *image,
+                                        const float *map,
+                                        size_t map_row_stride,
+                                        float low,
+                                        float high);
+
+/**
  * Installs (or, with `callback` NULL or `level` CDAD_LOG_OFF, removes) the process-wide
  * log callback. `level` is a `cdad_log_level`; `user` is passed back unchanged. Messages
  * also go to env_logger (stderr), filtered by the `RUST_LOG` environment variable.

@@ -105,8 +105,9 @@ config_schema! {
     amn_ffn: usize = Rule::Int { min: 8, max: 8192 };
     /// Dropout probability inside the AMN's transformer layers.
     amn_dropout: f64 = Rule::Float { min: 0.0, max: 0.9 };
-    /// Side k of the neighbour mask: a token may not attend to its own k x k neighbourhood.
-    amn_mask_size: usize = Rule::Int { min: 1, max: 31 };
+    /// Side k of the neighbour mask: a token may not attend to its own k x k
+    /// neighbourhood; 0 switches the mask off (an ablation, not the method).
+    amn_mask_size: usize = Rule::Int { min: 0, max: 31 };
     /// Training steps (batches) per task.
     train_steps: usize = Rule::Int { min: 1, max: 10_000_000 };
     /// Images per training batch.
@@ -257,9 +258,9 @@ impl Config {
                 )));
             }
         }
-        if self.amn_mask_size % 2 == 0 {
+        if self.amn_mask_size != 0 && self.amn_mask_size % 2 == 0 {
             return Err(Error::invalid(format!(
-                "amn_mask_size {} must be odd so the neighbourhood is centred on its token",
+                "amn_mask_size {} must be odd (the neighbourhood is centred on its token) or 0 (off)",
                 self.amn_mask_size
             )));
         }

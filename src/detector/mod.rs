@@ -3,6 +3,7 @@
 //! task id and returns an anomaly map at the input's resolution and an image score.
 //! Everything learned is saved to, and restored from, one self-describing file.
 
+mod evaluate;
 mod file;
 mod training_data;
 
@@ -22,6 +23,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 use training_data::PreparedTask;
 
+pub use evaluate::evaluate_with;
 pub use file::FORMAT_VERSION;
 
 /// An anomaly map at the resolution of the image it was computed for, and the image

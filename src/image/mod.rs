@@ -3,8 +3,10 @@
 
 mod descriptor;
 mod mask;
+mod overlay;
 mod rgb;
 
 pub use descriptor::{ImageGeometry, ImageView, Layout, PixelFormat, MAX_PIXELS, MAX_SIDE};
 pub use mask::Mask;
+pub use overlay::overlay;
 pub use rgb::RgbImage;

@@ -236,8 +236,11 @@ impl Amn {
 }
 
 /// Additive attention mask over h x w tokens: -inf where a token would attend to its
-/// own k x k neighbourhood (itself included), 0 elsewhere.
+/// own k x k neighbourhood (itself included), 0 elsewhere; all zeros for k = 0.
 pub fn neighbour_mask(h: i64, w: i64, k: i64, device: Device) -> Tensor {
+    if k == 0 {
+        return Tensor::zeros([h * w, h * w], (Kind::Float, device));
+    }
     let radius = k / 2;
     let rows = Tensor::arange(h * w, (Kind::Int64, device));
     let (y, x) = (rows.divide_scalar_mode(w, "floor"), rows.remainder(w));

@@ -1,7 +1,12 @@
-//! Benchmarks of cdad's model, printed as tables with the command and the machine:
-//! parameter counts, training-step time and peak memory per preset.
+//! Benchmarks of cdad, printed as tables with the command and the machine:
+//! parameter counts, training-step time and peak memory per preset, and single-task
+//! quality per class against ablations and reference scorers.
 //!
 //!   cdad-bench train-step [--steps N] [--batch N]
+//!   cdad-bench single-task --root DIR [--classes a,b] [--variants cdad,no-mask,...]
+
+mod baselines;
+mod single_task;
 
 use cdad::config::Preset;
 use cdad::data::synthetic::builtin_classes;
@@ -37,6 +42,22 @@ enum Command {
         #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/.models/efficientnet_lite0.safetensors"))]
         backbone: PathBuf,
     },
+    /// Per-class image AUROC, pixel AUROC and AU-PRO of single-class detectors.
+    SingleTask {
+        /// Dataset root (MVTec AD layout); the built-in benchmark is written there when
+        /// the folder does not exist.
+        #[arg(long)]
+        root: PathBuf,
+        /// Classes to measure (default: all of the dataset).
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+        /// What to measure for each class.
+        #[arg(long, value_delimiter = ',', default_value = "cdad")]
+        variants: Vec<single_task::Variant>,
+        /// Training steps per class (default: the preset's).
+        #[arg(long)]
+        steps: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,18 +90,38 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run(command: Command) -> cdad::Result<()> {
-    let Command::TrainStep {
-        steps,
-        batch,
-        backbone,
-    } = command;
-    println!("command: cdad-bench train-step --steps {steps} --batch {batch}");
+    match command {
+        Command::TrainStep { steps, batch, backbone } => train_step(steps, batch, &backbone),
+        Command::SingleTask { root, classes, variants, steps } => {
+            print_header(&format!(
+                "cdad-bench single-task --root {} --classes {} --variants {} {}",
+                root.display(),
+                classes.join(","),
+                variants.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(","),
+                steps.map_or(String::new(), |s| format!("--steps {s}"))
+            ));
+            if !root.exists() {
+                cdad::data::synthetic::generate(&root, &cdad::data::synthetic::BenchmarkSpec::default())?;
+            }
+            let classes =
+                if classes.is_empty() { cdad::data::dataset::open_dataset(&root, None)?.class_names().to_vec() } else { classes };
+            single_task::run(&root, &classes, &variants, steps)
+        }
+    }
+}
+
+fn print_header(command: &str) {
+    println!("command: {command}");
     println!(
         "machine: {} logical CPUs, libtorch threads {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         tch::get_num_threads()
     );
     println!();
+}
+
+fn train_step(steps: usize, batch: usize, backbone: &std::path::Path) -> cdad::Result<()> {
+    print_header(&format!("cdad-bench train-step --steps {steps} --batch {batch}"));
     println!("| preset | codec | image | latent | UNet params | AMN params | step (ms) | peak RSS (MiB) |");
     println!("|---|---|---|---|---|---|---|---|");
     for preset in [Preset::Tiny, Preset::Compact] {
