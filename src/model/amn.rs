@@ -6,6 +6,7 @@
 //! width, is added to the UNet's hidden state after its input convolution.
 
 use crate::error::{Error, Result};
+use crate::model::layers;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -57,7 +58,7 @@ fn stem_width(level: usize) -> i64 {
 /// The convolutional stem: bias-free 3x3 convolutions with SiLU down to latent size.
 #[derive(Debug)]
 struct Stem {
-    convs: Vec<(nn::Conv2D, bool)>,
+    convs: Vec<(layers::Conv2d, bool)>,
 }
 
 impl Stem {
@@ -70,7 +71,7 @@ impl Stem {
                 bias: false,
                 ..Default::default()
             };
-            nn::conv2d(&vs / i, cin, cout, 3, cfg)
+            layers::conv2d(&vs / i, cin, cout, 3, cfg)
         };
         let mut plan = vec![(3, stem_width(0), 1), (stem_width(0), stem_width(0), 1)];
         for level in 0..levels {
@@ -106,16 +107,16 @@ impl Stem {
 /// Multi-head self-attention that takes an additive mask (0 allowed, -inf forbidden).
 #[derive(Debug)]
 struct MaskedSelfAttention {
-    in_proj: nn::Linear,
-    out_proj: nn::Linear,
+    in_proj: layers::Linear,
+    out_proj: layers::Linear,
     heads: i64,
 }
 
 impl MaskedSelfAttention {
     fn new(vs: nn::Path, width: i64, heads: i64) -> Self {
         MaskedSelfAttention {
-            in_proj: nn::linear(&vs / "in_proj", width, 3 * width, Default::default()),
-            out_proj: nn::linear(&vs / "out_proj", width, width, Default::default()),
+            in_proj: layers::linear(&vs / "in_proj", width, 3 * width, Default::default()),
+            out_proj: layers::linear(&vs / "out_proj", width, width, Default::default()),
             heads,
         }
     }
@@ -141,8 +142,8 @@ impl MaskedSelfAttention {
 #[derive(Debug)]
 struct EncoderLayer {
     attention: MaskedSelfAttention,
-    linear1: nn::Linear,
-    linear2: nn::Linear,
+    linear1: layers::Linear,
+    linear2: layers::Linear,
     norm1: nn::LayerNorm,
     norm2: nn::LayerNorm,
     dropout: f64,
@@ -153,8 +154,8 @@ impl EncoderLayer {
         let w = config.width;
         EncoderLayer {
             attention: MaskedSelfAttention::new(&vs / "self_attn", w, config.heads),
-            linear1: nn::linear(&vs / "linear1", w, config.ffn, Default::default()),
-            linear2: nn::linear(&vs / "linear2", config.ffn, w, Default::default()),
+            linear1: layers::linear(&vs / "linear1", w, config.ffn, Default::default()),
+            linear2: layers::linear(&vs / "linear2", config.ffn, w, Default::default()),
             norm1: nn::layer_norm(&vs / "norm1", vec![w], Default::default()),
             norm2: nn::layer_norm(&vs / "norm2", vec![w], Default::default()),
             dropout: config.dropout,

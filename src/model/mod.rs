@@ -9,6 +9,7 @@ pub mod codec;
 pub mod ddim;
 pub mod diffusion;
 pub mod init;
+pub mod layers;
 pub mod noise;
 pub mod optimizer;
 pub mod schedule;

@@ -6,6 +6,7 @@
 //! input. Variable names follow the LDM checkpoint: `norm`, `proj_in`,
 //! `transformer_blocks.0.{attn1,attn2,ff,norm1,norm2,norm3}`, `proj_out`.
 
+use crate::model::layers;
 use tch::{nn, Tensor};
 
 /// Heads, widths and normalisation of a spatial transformer.
@@ -37,10 +38,10 @@ impl Default for SpatialTransformerConfig {
 /// and an output projection `to_out.0` with bias.
 #[derive(Debug)]
 struct Attention {
-    to_q: nn::Linear,
-    to_k: nn::Linear,
-    to_v: nn::Linear,
-    to_out: nn::Linear,
+    to_q: layers::Linear,
+    to_k: layers::Linear,
+    to_v: layers::Linear,
+    to_out: layers::Linear,
     heads: i64,
 }
 
@@ -52,10 +53,10 @@ impl Attention {
             ..Default::default()
         };
         Attention {
-            to_q: nn::linear(&vs / "to_q", query_dim, inner, no_bias),
-            to_k: nn::linear(&vs / "to_k", context_dim, inner, no_bias),
-            to_v: nn::linear(&vs / "to_v", context_dim, inner, no_bias),
-            to_out: nn::linear(&vs / "to_out" / 0, inner, query_dim, Default::default()),
+            to_q: layers::linear(&vs / "to_q", query_dim, inner, no_bias),
+            to_k: layers::linear(&vs / "to_k", context_dim, inner, no_bias),
+            to_v: layers::linear(&vs / "to_v", context_dim, inner, no_bias),
+            to_out: layers::linear(&vs / "to_out" / 0, inner, query_dim, Default::default()),
             heads,
         }
     }
@@ -84,8 +85,8 @@ impl Attention {
 /// inner width (4 x dim), one half gates the other through GELU, `ff.net.2` maps back.
 #[derive(Debug)]
 struct FeedForward {
-    proj: nn::Linear,
-    out: nn::Linear,
+    proj: layers::Linear,
+    out: layers::Linear,
 }
 
 impl FeedForward {
@@ -93,8 +94,8 @@ impl FeedForward {
         let inner = 4 * dim;
         let net = &vs / "net";
         FeedForward {
-            proj: nn::linear(&net / 0 / "proj", dim, 2 * inner, Default::default()),
-            out: nn::linear(&net / 2, inner, dim, Default::default()),
+            proj: layers::linear(&net / 0 / "proj", dim, 2 * inner, Default::default()),
+            out: layers::linear(&net / 2, inner, dim, Default::default()),
         }
     }
 
@@ -159,9 +160,9 @@ impl TransformerBlock {
 #[derive(Debug)]
 pub struct SpatialTransformer {
     norm: nn::GroupNorm,
-    proj_in: nn::Conv2D,
+    proj_in: layers::Conv2d,
     block: TransformerBlock,
-    proj_out: nn::Conv2D,
+    proj_out: layers::Conv2d,
 }
 
 impl SpatialTransformer {
@@ -180,9 +181,9 @@ impl SpatialTransformer {
         };
         SpatialTransformer {
             norm: nn::group_norm(&vs / "norm", config.groups, in_channels, norm),
-            proj_in: nn::conv2d(&vs / "proj_in", in_channels, inner, 1, Default::default()),
+            proj_in: layers::conv2d(&vs / "proj_in", in_channels, inner, 1, Default::default()),
             block: TransformerBlock::new(&vs / "transformer_blocks" / 0, inner, &config),
-            proj_out: nn::conv2d(&vs / "proj_out", inner, in_channels, 1, zero),
+            proj_out: layers::conv2d(&vs / "proj_out", inner, in_channels, 1, zero),
         }
     }
 
@@ -226,9 +227,9 @@ mod tests {
         let mut heads = Vec::new();
         for h in 0..2 {
             let pick = |w: &Tensor| w.narrow(0, 3 * h, 3);
-            let q = xs.matmul(&pick(&attention.to_q.ws).tr());
-            let k = context.matmul(&pick(&attention.to_k.ws).tr());
-            let v = context.matmul(&pick(&attention.to_v.ws).tr());
+            let q = xs.matmul(&pick(attention.to_q.weight()).tr());
+            let k = context.matmul(&pick(attention.to_k.weight()).tr());
+            let v = context.matmul(&pick(attention.to_v.weight()).tr());
             let weights = (q.matmul(&k.transpose(1, 2)) / 3f64.sqrt()).softmax(-1, Kind::Float);
             heads.push(weights.matmul(&v));
         }

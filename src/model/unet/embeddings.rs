@@ -3,6 +3,7 @@
 //! two-layer MLP. Variable names follow the LDM checkpoint (`time_embed.0`,
 //! `time_embed.2`; index 1 is the parameter-free SiLU).
 
+use crate::model::layers;
 use tch::{nn, Kind, Tensor};
 
 /// Settings of the timestep embedding beyond its widths.
@@ -41,8 +42,8 @@ pub fn timestep_embedding(timesteps: &Tensor, dim: i64, max_period: f64) -> Tens
 /// The sinusoidal code followed by `linear -> SiLU -> linear`.
 #[derive(Debug)]
 pub struct TimestepEmbedding {
-    linear_1: nn::Linear,
-    linear_2: nn::Linear,
+    linear_1: layers::Linear,
+    linear_2: layers::Linear,
     channels: i64,
     config: TimestepEmbeddingConfig,
 }
@@ -56,8 +57,8 @@ impl TimestepEmbedding {
         embed_dim: i64,
         config: TimestepEmbeddingConfig,
     ) -> Self {
-        let linear_1 = nn::linear(&vs / 0, channels, embed_dim, Default::default());
-        let linear_2 = nn::linear(&vs / 2, embed_dim, embed_dim, Default::default());
+        let linear_1 = layers::linear(&vs / 0, channels, embed_dim, Default::default());
+        let linear_2 = layers::linear(&vs / 2, embed_dim, embed_dim, Default::default());
         TimestepEmbedding {
             linear_1,
             linear_2,
@@ -69,7 +70,7 @@ impl TimestepEmbedding {
     /// Embeds `timesteps` (`[N]`) into `[N, embed_dim]`, in the kind of the weights.
     pub fn forward(&self, timesteps: &Tensor) -> Tensor {
         let code = timestep_embedding(timesteps, self.channels, self.config.max_period);
-        let code = code.to_kind(self.linear_1.ws.kind());
+        let code = code.to_kind(self.linear_1.weight().kind());
         code.apply(&self.linear_1).silu().apply(&self.linear_2)
     }
 }

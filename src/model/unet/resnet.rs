@@ -4,6 +4,7 @@
 //! follow the LDM checkpoint: `in_layers.{0,2}`, `emb_layers.1`, `out_layers.{0,3}`,
 //! `skip_connection`.
 
+use crate::model::layers;
 use tch::{nn, Tensor};
 
 /// Widths and normalisation of a residual block.
@@ -34,11 +35,11 @@ impl Default for ResBlockConfig {
 #[derive(Debug)]
 pub struct ResBlock {
     in_norm: nn::GroupNorm,
-    in_conv: nn::Conv2D,
-    emb_linear: nn::Linear,
+    in_conv: layers::Conv2d,
+    emb_linear: layers::Linear,
     out_norm: nn::GroupNorm,
-    out_conv: nn::Conv2D,
-    skip: Option<nn::Conv2D>,
+    out_conv: layers::Conv2d,
+    skip: Option<layers::Conv2d>,
 }
 
 impl ResBlock {
@@ -64,17 +65,17 @@ impl ResBlock {
         let out_layers = &vs / "out_layers";
         ResBlock {
             in_norm: nn::group_norm(&in_layers / 0, config.groups, in_channels, norm),
-            in_conv: nn::conv2d(&in_layers / 2, in_channels, out_channels, 3, conv3),
-            emb_linear: nn::linear(
+            in_conv: layers::conv2d(&in_layers / 2, in_channels, out_channels, 3, conv3),
+            emb_linear: layers::linear(
                 &vs / "emb_layers" / 1,
                 config.emb_channels,
                 out_channels,
                 Default::default(),
             ),
             out_norm: nn::group_norm(&out_layers / 0, config.groups, out_channels, norm),
-            out_conv: nn::conv2d(&out_layers / 3, out_channels, out_channels, 3, zero),
+            out_conv: layers::conv2d(&out_layers / 3, out_channels, out_channels, 3, zero),
             skip: (in_channels != out_channels).then(|| {
-                nn::conv2d(
+                layers::conv2d(
                     &vs / "skip_connection",
                     in_channels,
                     out_channels,

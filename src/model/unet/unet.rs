@@ -11,6 +11,7 @@ use super::attention::{SpatialTransformer, SpatialTransformerConfig};
 use super::embeddings::TimestepEmbedding;
 use super::resnet::{ResBlock, ResBlockConfig};
 use crate::config::Config;
+use crate::model::layers;
 use tch::{nn, Tensor};
 
 /// Shape of a UNet. [`UNetConfig::sd15`] (also the `Default`) is Stable Diffusion 1.5.
@@ -90,9 +91,9 @@ enum Layer {
     Res(Box<ResBlock>),
     Attention(Box<SpatialTransformer>),
     /// 3x3 convolution with stride 2 (`op`).
-    Down(nn::Conv2D),
+    Down(layers::Conv2d),
     /// Nearest-neighbour x2 upsampling, then a 3x3 convolution (`conv`).
-    Up(nn::Conv2D),
+    Up(layers::Conv2d),
 }
 
 /// A numbered UNet block: its layers applied in order.
@@ -118,12 +119,12 @@ impl Block {
 #[derive(Debug)]
 pub struct UNet {
     time_embed: TimestepEmbedding,
-    conv_in: nn::Conv2D,
+    conv_in: layers::Conv2d,
     input_blocks: Vec<Block>,
     middle_block: Block,
     output_blocks: Vec<Block>,
     out_norm: nn::GroupNorm,
-    out_conv: nn::Conv2D,
+    out_conv: layers::Conv2d,
     model_channels: i64,
 }
 
@@ -165,7 +166,7 @@ impl UNet {
         let levels = config.channel_mult.len();
 
         let inputs = &vs / "input_blocks";
-        let conv_in = nn::conv2d(&inputs / 0 / 0, config.in_channels, mc, 3, conv3);
+        let conv_in = layers::conv2d(&inputs / 0 / 0, config.in_channels, mc, 3, conv3);
         let mut input_blocks = Vec::new();
         let mut skip_widths = vec![mc];
         let mut ch = mc;
@@ -183,7 +184,7 @@ impl UNet {
             if level + 1 < levels {
                 let p = &inputs / (input_blocks.len() + 1) / 0 / "op";
                 let down = nn::ConvConfig { stride: 2, ..conv3 };
-                input_blocks.push(Block(vec![Layer::Down(nn::conv2d(p, ch, ch, 3, down))]));
+                input_blocks.push(Block(vec![Layer::Down(layers::conv2d(p, ch, ch, 3, down))]));
                 skip_widths.push(ch);
             }
         }
@@ -208,7 +209,7 @@ impl UNet {
                     layers.push(attention(&p / 1, ch));
                 }
                 if level > 0 && i == config.num_res_blocks {
-                    let conv = nn::conv2d(&p / layers.len() / "conv", ch, ch, 3, conv3);
+                    let conv = layers::conv2d(&p / layers.len() / "conv", ch, ch, 3, conv3);
                     layers.push(Layer::Up(conv));
                 }
                 output_blocks.push(Block(layers));
@@ -233,7 +234,7 @@ impl UNet {
             middle_block,
             output_blocks,
             out_norm: nn::group_norm(&out / 0, groups, ch, Default::default()),
-            out_conv: nn::conv2d(&out / 2, ch, config.out_channels, 3, zero),
+            out_conv: layers::conv2d(&out / 2, ch, config.out_channels, 3, zero),
             model_channels: mc,
         }
     }
