@@ -15,6 +15,7 @@ pub mod image;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod protocol;
 
 pub use config::{Config, Preset};
 pub use error::{Error, Result};
