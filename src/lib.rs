@@ -6,6 +6,7 @@
 //! is usable from Rust and, through `include/cdad.h`, from C and C++.
 
 pub mod config;
+pub mod continual;
 pub mod data;
 pub mod detector;
 pub mod device;

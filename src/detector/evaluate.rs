@@ -20,7 +20,8 @@ pub fn evaluate_with(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<ClassMetrics> {
     let total = class.test.len();
-    let (mut scores, mut labels, mut maps, mut masks) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut scores, mut labels, mut maps, mut masks) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for chunk in class.test.chunks(BATCH) {
         let mut images = Vec::with_capacity(chunk.len());
         for sample in chunk {

@@ -4,8 +4,8 @@
 
 use super::boundary::{call, FfiError};
 use super::handles::{text_arg, write_out};
-use super::image::rgb_image;
 use super::image::cdad_image;
+use super::image::rgb_image;
 use super::status::cdad_status;
 use crate::data::dataset::{load_image, save_image_png};
 use crate::error::Error;
@@ -28,7 +28,11 @@ pub extern "C" fn cdad_image_file_read(
     call("cdad_image_file_read", || {
         let path = text_arg(path, "path")?;
         if width.is_null() || height.is_null() {
-            return Err(FfiError::NullPointer(if width.is_null() { "width" } else { "height" }));
+            return Err(FfiError::NullPointer(if width.is_null() {
+                "width"
+            } else {
+                "height"
+            }));
         }
         let image = load_image(Path::new(path))?;
         let (w, h) = (image.width(), image.height());
@@ -37,13 +41,21 @@ pub extern "C" fn cdad_image_file_read(
                 return Err(FfiError::NullPointer("rgb"));
             }
             if capacity < 3 * w * h {
-                return Err(Error::BufferTooSmall { needed: 3 * w * h, given: capacity }.into());
+                return Err(Error::BufferTooSmall {
+                    needed: 3 * w * h,
+                    given: capacity,
+                }
+                .into());
             }
             for y in 0..h {
                 for x in 0..w {
-                    let pixel = image.pixel(x, y).map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8);
+                    let pixel = image
+                        .pixel(x, y)
+                        .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8);
                     // SAFETY: `rgb` holds at least 3 x w x h bytes (checked above).
-                    unsafe { std::ptr::copy_nonoverlapping(pixel.as_ptr(), rgb.add(3 * (y * w + x)), 3) };
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(pixel.as_ptr(), rgb.add(3 * (y * w + x)), 3)
+                    };
                 }
             }
         }
@@ -73,7 +85,10 @@ pub extern "C" fn cdad_overlay_write_png(
         }
         let (w, h) = (rgb.width(), rgb.height());
         if map_row_stride < 4 * w {
-            return Err(Error::invalid(format!("map row stride {map_row_stride} bytes is shorter than one row of {w} floats")).into());
+            return Err(Error::invalid(format!(
+                "map row stride {map_row_stride} bytes is shorter than one row of {w} floats"
+            ))
+            .into());
         }
         let mut values = Vec::with_capacity(w * h);
         for y in 0..h {

@@ -17,10 +17,15 @@ fn heat(t: f32) -> [f32; 3] {
 pub fn overlay(image: &RgbImage, map: &[f32], low: f32, high: f32) -> Result<RgbImage> {
     let (w, h) = (image.width(), image.height());
     if map.len() != w * h {
-        return Err(Error::invalid(format!("map has {} values; the image has {w}x{h} pixels", map.len())));
+        return Err(Error::invalid(format!(
+            "map has {} values; the image has {w}x{h} pixels",
+            map.len()
+        )));
     }
     if !(high > low) || !low.is_finite() || !high.is_finite() {
-        return Err(Error::invalid(format!("overlay range [{low}, {high}] must be finite with high > low")));
+        return Err(Error::invalid(format!(
+            "overlay range [{low}, {high}] must be finite with high > low"
+        )));
     }
     let mut out = image.clone();
     for y in 0..h {
@@ -32,7 +37,11 @@ pub fn overlay(image: &RgbImage, map: &[f32], low: f32, high: f32) -> Result<Rgb
             let alpha = 0.6 * t.min(1.0);
             let colour = heat(t);
             let base = image.pixel(x, y);
-            out.set_pixel(x, y, [0, 1, 2].map(|c| base[c] + alpha * (colour[c] - base[c])));
+            out.set_pixel(
+                x,
+                y,
+                [0, 1, 2].map(|c| base[c] + alpha * (colour[c] - base[c])),
+            );
         }
     }
     Ok(out)
@@ -48,7 +57,12 @@ mod tests {
         let out = overlay(&image, &[0.0, 10.0], 1.0, 5.0).unwrap();
         assert_eq!(out.pixel(0, 0), [0.5; 3]);
         let red = out.pixel(1, 0);
-        assert!((red[0] - 0.8).abs() < 1e-6 && (red[1] - 0.2).abs() < 1e-6 && (red[2] - 0.2).abs() < 1e-6, "{red:?}");
+        assert!(
+            (red[0] - 0.8).abs() < 1e-6
+                && (red[1] - 0.2).abs() < 1e-6
+                && (red[2] - 0.2).abs() < 1e-6,
+            "{red:?}"
+        );
         assert!(overlay(&image, &[0.0], 0.0, 1.0).is_err());
         assert!(overlay(&image, &[0.0, 1.0], 1.0, 1.0).is_err());
     }

@@ -16,7 +16,10 @@ thread_local! {
 
 /// Runs `body` with `recorder(layer weight name, columns d x m)` receiving the inputs of
 /// every recording layer the body evaluates on this thread.
-pub fn with_recorder<R>(recorder: impl FnMut(&str, Tensor) + 'static, body: impl FnOnce() -> R) -> R {
+pub fn with_recorder<R>(
+    recorder: impl FnMut(&str, Tensor) + 'static,
+    body: impl FnOnce() -> R,
+) -> R {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -46,9 +49,20 @@ pub struct Conv2d {
 }
 
 /// Creates a [`Conv2d`] under `vs` (variables `weight`, `bias`).
-pub fn conv2d(vs: nn::Path, in_channels: i64, out_channels: i64, kernel: i64, config: nn::ConvConfig) -> Conv2d {
+pub fn conv2d(
+    vs: nn::Path,
+    in_channels: i64,
+    out_channels: i64,
+    kernel: i64,
+    config: nn::ConvConfig,
+) -> Conv2d {
     let name = vs.path("weight");
-    Conv2d { conv: nn::conv2d(vs, in_channels, out_channels, kernel, config), name, kernel, config }
+    Conv2d {
+        conv: nn::conv2d(vs, in_channels, out_channels, kernel, config),
+        name,
+        kernel,
+        config,
+    }
 }
 
 impl Module for Conv2d {
@@ -56,7 +70,12 @@ impl Module for Conv2d {
         record(&self.name, || {
             let c = &self.config;
             let k = [self.kernel, self.kernel];
-            let columns = xs.im2col(k, [c.dilation, c.dilation], [c.padding, c.padding], [c.stride, c.stride]);
+            let columns = xs.im2col(
+                k,
+                [c.dilation, c.dilation],
+                [c.padding, c.padding],
+                [c.stride, c.stride],
+            );
             let d = columns.size()[1];
             columns.transpose(0, 1).reshape([d, -1])
         });
@@ -74,7 +93,10 @@ pub struct Linear {
 /// Creates a [`Linear`] under `vs` (variables `weight`, `bias`).
 pub fn linear(vs: nn::Path, in_dim: i64, out_dim: i64, config: nn::LinearConfig) -> Linear {
     let name = vs.path("weight");
-    Linear { linear: nn::linear(vs, in_dim, out_dim, config), name }
+    Linear {
+        linear: nn::linear(vs, in_dim, out_dim, config),
+        name,
+    }
 }
 
 impl Linear {
@@ -104,9 +126,22 @@ mod tests {
     fn recorded_columns_reproduce_the_layer_output() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = nn::ConvConfig { stride: 2, padding: 1, bias: false, ..Default::default() };
+        let cfg = nn::ConvConfig {
+            stride: 2,
+            padding: 1,
+            bias: false,
+            ..Default::default()
+        };
         let conv = conv2d(vs.root() / "c", 3, 5, 3, cfg);
-        let lin = linear(vs.root() / "l", 5, 4, nn::LinearConfig { bias: false, ..Default::default() });
+        let lin = linear(
+            vs.root() / "l",
+            5,
+            4,
+            nn::LinearConfig {
+                bias: false,
+                ..Default::default()
+            },
+        );
         let x = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
         let seen = Rc::new(RefCell::new(Vec::new()));
         let sink = Rc::clone(&seen);

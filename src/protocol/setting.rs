@@ -19,7 +19,13 @@ impl Setting {
                 "setting '{text}' is not of the form B-I, B-IxS or IxS (e.g. 14-1, 10-1x5, 3x5)"
             ))
         };
-        let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad);
+        let number = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(bad)
+        };
         let repeated = |s: &str| -> Result<(usize, usize)> {
             match s.split_once(['x', 'X']) {
                 Some((size, steps)) => Ok((number(size)?, number(steps)?)),
@@ -29,7 +35,9 @@ impl Setting {
         let sizes = match text.split_once('-') {
             Some((base, rest)) => {
                 let (size, steps) = repeated(rest)?;
-                std::iter::once(number(base)?).chain(std::iter::repeat_n(size, steps)).collect()
+                std::iter::once(number(base)?)
+                    .chain(std::iter::repeat_n(size, steps))
+                    .collect()
             }
             None => {
                 let (size, steps) = repeated(text)?;
@@ -39,7 +47,10 @@ impl Setting {
                 vec![size; steps]
             }
         };
-        Ok(Setting { name: text.to_string(), sizes })
+        Ok(Setting {
+            name: text.to_string(),
+            sizes,
+        })
     }
 
     /// The setting as written.
@@ -93,7 +104,11 @@ mod tests {
             ("8-4", vec![8, 4]),
             ("8-1x4", vec![8, 1, 1, 1, 1]),
         ] {
-            assert_eq!(Setting::parse(text).unwrap().task_sizes(), sizes.as_slice(), "{text}");
+            assert_eq!(
+                Setting::parse(text).unwrap().task_sizes(),
+                sizes.as_slice(),
+                "{text}"
+            );
         }
         for bad in ["", "3", "x5", "0x3", "3-", "-1", "a-b", "3x", "2-1x0"] {
             assert!(Setting::parse(bad).is_err(), "{bad:?} parsed");
@@ -102,9 +117,17 @@ mod tests {
 
     #[test]
     fn classes_are_split_in_alphabetical_order() {
-        let classes: Vec<String> = ["d", "a", "c", "b", "e"].iter().map(|s| s.to_string()).collect();
+        let classes: Vec<String> = ["d", "a", "c", "b", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let tasks = Setting::parse("2-1x2").unwrap().split(&classes).unwrap();
         assert_eq!(tasks, vec![vec!["a", "b"], vec!["c"], vec!["d"]]);
-        assert!(Setting::parse("3x2").unwrap().split(&classes).unwrap_err().to_string().contains("needs 6 classes"));
+        assert!(Setting::parse("3x2")
+            .unwrap()
+            .split(&classes)
+            .unwrap_err()
+            .to_string()
+            .contains("needs 6 classes"));
     }
 }

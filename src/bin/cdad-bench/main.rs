@@ -91,20 +91,41 @@ fn peak_rss_mib() -> f64 {
 
 fn run(command: Command) -> cdad::Result<()> {
     match command {
-        Command::TrainStep { steps, batch, backbone } => train_step(steps, batch, &backbone),
-        Command::SingleTask { root, classes, variants, steps } => {
+        Command::TrainStep {
+            steps,
+            batch,
+            backbone,
+        } => train_step(steps, batch, &backbone),
+        Command::SingleTask {
+            root,
+            classes,
+            variants,
+            steps,
+        } => {
             print_header(&format!(
                 "cdad-bench single-task --root {} --classes {} --variants {} {}",
                 root.display(),
                 classes.join(","),
-                variants.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(","),
+                variants
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
                 steps.map_or(String::new(), |s| format!("--steps {s}"))
             ));
             if !root.exists() {
-                cdad::data::synthetic::generate(&root, &cdad::data::synthetic::BenchmarkSpec::default())?;
+                cdad::data::synthetic::generate(
+                    &root,
+                    &cdad::data::synthetic::BenchmarkSpec::default(),
+                )?;
             }
-            let classes =
-                if classes.is_empty() { cdad::data::dataset::open_dataset(&root, None)?.class_names().to_vec() } else { classes };
+            let classes = if classes.is_empty() {
+                cdad::data::dataset::open_dataset(&root, None)?
+                    .class_names()
+                    .to_vec()
+            } else {
+                classes
+            };
             single_task::run(&root, &classes, &variants, steps)
         }
     }
@@ -121,7 +142,9 @@ fn print_header(command: &str) {
 }
 
 fn train_step(steps: usize, batch: usize, backbone: &std::path::Path) -> cdad::Result<()> {
-    print_header(&format!("cdad-bench train-step --steps {steps} --batch {batch}"));
+    print_header(&format!(
+        "cdad-bench train-step --steps {steps} --batch {batch}"
+    ));
     println!("| preset | codec | image | latent | UNet params | AMN params | step (ms) | peak RSS (MiB) |");
     println!("|---|---|---|---|---|---|---|---|");
     for preset in [Preset::Tiny, Preset::Compact] {

@@ -44,7 +44,12 @@ fn detector_config(variant: Variant, steps: Option<usize>) -> Config {
     config
 }
 
-fn measure(root: &Path, class: &str, variant: Variant, steps: Option<usize>) -> cdad::Result<ClassMetrics> {
+fn measure(
+    root: &Path,
+    class: &str,
+    variant: Variant,
+    steps: Option<usize>,
+) -> cdad::Result<ClassMetrics> {
     let data = open_dataset(root, None)?.class(class)?;
     let quiet = |_: usize, _: usize| {};
     match variant {
@@ -59,16 +64,30 @@ fn measure(root: &Path, class: &str, variant: Variant, steps: Option<usize>) -> 
         Variant::MeanFeature | Variant::NearestPatch => {
             let config = Preset::Compact.config();
             let backbone = EfficientNetLite0::load(&backbone_path(&config), tch::Device::Cpu)?;
-            let train = data.train_good.iter().map(|p| load_image(p)).collect::<cdad::Result<Vec<_>>>()?;
-            let kind = if variant == Variant::MeanFeature { Baseline::MeanFeature } else { Baseline::NearestPatch };
-            let fitted = FittedBaseline::fit(kind, &backbone, &train, config.image_size, config.map_sigma)?;
+            let train = data
+                .train_good
+                .iter()
+                .map(|p| load_image(p))
+                .collect::<cdad::Result<Vec<_>>>()?;
+            let kind = if variant == Variant::MeanFeature {
+                Baseline::MeanFeature
+            } else {
+                Baseline::NearestPatch
+            };
+            let fitted =
+                FittedBaseline::fit(kind, &backbone, &train, config.image_size, config.map_sigma)?;
             evaluate_with(&data, |images| fitted.score(&backbone, images), quiet)
         }
     }
 }
 
 /// Runs every variant on every class and prints the table and the means.
-pub fn run(root: &Path, classes: &[String], variants: &[Variant], steps: Option<usize>) -> cdad::Result<()> {
+pub fn run(
+    root: &Path,
+    classes: &[String],
+    variants: &[Variant],
+    steps: Option<usize>,
+) -> cdad::Result<()> {
     println!("| class | variant | image AUROC | pixel AUROC | AU-PRO | seconds |");
     println!("|---|---|---|---|---|---|");
     let mut results: Vec<(Variant, ClassMetrics)> = Vec::new();
@@ -90,7 +109,11 @@ pub fn run(root: &Path, classes: &[String], variants: &[Variant], steps: Option<
     println!("| variant | mean image AUROC | mean pixel AUROC | mean AU-PRO | classes |");
     println!("|---|---|---|---|---|");
     for &variant in variants {
-        let of_variant: Vec<ClassMetrics> = results.iter().filter(|(v, _)| *v == variant).map(|(_, m)| *m).collect();
+        let of_variant: Vec<ClassMetrics> = results
+            .iter()
+            .filter(|(v, _)| *v == variant)
+            .map(|(_, m)| *m)
+            .collect();
         let mean = ClassMetrics::mean(&of_variant)?;
         println!(
             "| {variant:?} | {:.3} | {:.3} | {:.3} | {} |",
