@@ -279,6 +279,7 @@ pub fn principal_angles(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Result<Vec<f6
             b.nrows()
         )));
     }
+    let (a, b) = (a.mapv(f64::from), b.mapv(f64::from));
     // Let b be the one with fewer columns: its residual then has exactly k values.
     let (a, b) = if a.ncols() >= b.ncols() {
         (a, b)
@@ -289,8 +290,6 @@ pub fn principal_angles(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Result<Vec<f6
     if k == 0 {
         return Ok(Vec::new());
     }
-    let a = a.mapv(f64::from);
-    let b = b.mapv(f64::from);
     let cross = a.t().dot(&b);
     let residual = &b - &a.dot(&cross);
     let (_, cosines) = left_svd(cross)?;

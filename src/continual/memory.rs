@@ -22,8 +22,9 @@ const MIN_FRESH_NORM: f64 = 0.5;
 /// Largest deviation of PᵀP from the identity accepted when loading a basis.
 const LOAD_ORTHONORMAL_TOL: f32 = 1e-3;
 
-/// GPM's threshold schedule: task 2 (the first merge after task 1, counting tasks from
-/// 1) uses `base`, each later task adds `increment`, capped at [`MAX_MERGE_THRESHOLD`].
+/// GPM's threshold schedule, tasks counted from 1: task 2 (the first merge after the
+/// first task) uses `base`, each later task adds `increment`, capped at
+/// [`MAX_MERGE_THRESHOLD`].
 /// Task 1 normally uses its own threshold; indices 0 and 1 return `base` as well.
 pub fn merge_threshold(task_index: usize, base: f64, increment: f64) -> f64 {
     let steps = task_index.saturating_sub(2) as f64;

@@ -8,6 +8,8 @@ mod file;
 mod training_data;
 
 use crate::config::{Codec, Config};
+use crate::continual::projector::SAVED_PREFIX;
+use crate::continual::{collect_representation, GradientProjector};
 use crate::data::preprocess::resize_image;
 use crate::data::task::TaskData;
 use crate::error::{Error, Result};
@@ -15,10 +17,10 @@ use crate::image::RgbImage;
 use crate::model::builder::{build_model, BuiltModel, WeightSource};
 use crate::model::diffusion::image_batch;
 use crate::model::scorer::{image_scores, Scorer};
-use crate::model::training::Trainer;
+use crate::model::training::{trainable_parameters, Trainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use tch::{Kind, Tensor};
 use training_data::PreparedTask;
@@ -69,6 +71,7 @@ pub struct Detector {
     scorer: Scorer,
     tasks: Vec<TaskRecord>,
     pending: BTreeMap<usize, TaskData>,
+    projector: GradientProjector,
 }
 
 // SAFETY: inference only reads tensors (libtorch allows concurrent reads); every call
@@ -85,10 +88,20 @@ impl Detector {
             config.codec.as_str(),
             built.model.device()
         );
-        Ok(Self::assemble(config, built, Vec::new()))
+        Ok(Self::assemble(
+            config,
+            built,
+            Vec::new(),
+            GradientProjector::default(),
+        ))
     }
 
-    fn assemble(config: Config, built: BuiltModel, tasks: Vec<TaskRecord>) -> Self {
+    fn assemble(
+        config: Config,
+        built: BuiltModel,
+        tasks: Vec<TaskRecord>,
+        projector: GradientProjector,
+    ) -> Self {
         let scorer = Scorer::new(built.backbone.clone(), &config);
         Detector {
             config,
@@ -96,7 +109,23 @@ impl Detector {
             scorer,
             tasks,
             pending: BTreeMap::new(),
+            projector,
         }
+    }
+
+    /// Every weight of the model by name (UNet, AMN, codec statistics, backbone).
+    pub fn weights(&self) -> BTreeMap<String, Tensor> {
+        self.built.vs.variables().into_iter().collect()
+    }
+
+    /// The projection bases (d x k per projected layer), named `gpm.<weight name>`.
+    pub fn projection_bases(&self) -> Vec<(String, Tensor)> {
+        self.projector.to_tensors()
+    }
+
+    /// How many basis columns the projection memories hold, and their total dimension.
+    pub fn projection_occupancy(&self) -> (usize, usize) {
+        self.projector.occupancy()
     }
 
     /// The configuration.
@@ -170,7 +199,14 @@ impl Detector {
             return Err(Error::Cancelled);
         };
         let snapshot = self.snapshot();
-        let outcome = self.run_training(id, &prepared, &mut progress);
+        let outcome = self
+            .run_training(id, &prepared, &mut progress)
+            .and_then(|summary| {
+                if self.config.projection {
+                    self.update_projection(id, &prepared, &mut progress)?;
+                }
+                Ok(summary)
+            });
         match outcome {
             Ok(summary) => {
                 self.tasks[id].trained = true;
@@ -202,6 +238,8 @@ impl Detector {
             self.built.model.codec().fit_statistics(batches)?;
         }
         let mut trainer = Trainer::new(&self.built.vs, &self.config, first_task);
+        let projector = &self.projector;
+        let projecting = self.config.projection && !first_task;
         let mut rng =
             ChaCha8Rng::seed_from_u64(self.config.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9));
         let steps = self.config.train_steps;
@@ -209,12 +247,18 @@ impl Detector {
         let (mut diffusion, mut amn) = (0.0, 0.0);
         for step in 0..steps {
             let batch = prepared.batch(self.config.batch_size, &mut rng);
-            let report = trainer.step(&self.built.model, &batch, &mut rng, |_, update| update)?;
+            let report = trainer.step(&self.built.model, &batch, &mut rng, |name, update| {
+                if projecting {
+                    projector.filter(name, update)
+                } else {
+                    update
+                }
+            })?;
             if step + tail >= steps {
                 diffusion += report.diffusion / tail as f64;
                 amn += report.amn / tail as f64;
             }
-            if !progress(0.05 + 0.95 * (step + 1) as f64 / steps as f64, "training") {
+            if !progress(0.05 + 0.85 * (step + 1) as f64 / steps as f64, "training") {
                 return Err(Error::Cancelled);
             }
         }
@@ -223,6 +267,45 @@ impl Detector {
             final_diffusion_loss: diffusion,
             final_amn_loss: amn,
         })
+    }
+
+    /// Collects the task's representation and merges it into the projection memories
+    /// (the memories change only when everything succeeded).
+    fn update_projection(
+        &mut self,
+        id: usize,
+        prepared: &PreparedTask,
+        progress: &mut impl FnMut(f64, &str) -> bool,
+    ) -> Result<()> {
+        let layers: BTreeSet<String> = trainable_parameters(&self.built.vs, false)
+            .into_iter()
+            .filter(|(_, t)| t.dim() >= 2)
+            .map(|(name, _)| name)
+            .collect();
+        let images: Vec<&RgbImage> = prepared.images().collect();
+        let (bases, report) =
+            collect_representation(&self.built.model, &images, &layers, &self.config, |f| {
+                progress(0.9 + 0.1 * f, "representation")
+            })?;
+        let c = &self.config;
+        self.projector.merge(
+            &bases,
+            id,
+            c.energy_first,
+            c.energy_base,
+            c.energy_increment,
+            self.built.model.device(),
+        )?;
+        let (kept, total) = self.projector.occupancy();
+        log::info!(
+            "task {id}: representation of {} images, {} layers, {} columns, peak {} bytes per layer; \
+             projection memory holds {kept} of {total} dimensions",
+            report.images,
+            bases.len(),
+            report.columns,
+            report.peak_bytes
+        );
+        Ok(())
     }
 
     fn snapshot(&self) -> Vec<(String, Tensor)> {
@@ -301,6 +384,7 @@ impl Detector {
             "tasks": self.tasks,
         });
         let mut tensors: Vec<(String, Tensor)> = self.built.vs.variables().into_iter().collect();
+        tensors.extend(self.projector.to_tensors());
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         file::write_model_file(path, &header, &tensors)
     }
@@ -322,9 +406,12 @@ impl Detector {
         let tasks: Vec<TaskRecord> =
             serde_json::from_value(header.get("tasks").cloned().unwrap_or_default())
                 .map_err(|e| bad(&format!("task registry does not parse ({e})")))?;
-        let tensors: BTreeMap<String, Tensor> = tensors.into_iter().collect();
-        let built = build_model(&config, WeightSource::Saved(&tensors, path))?;
+        let (bases, weights): (BTreeMap<String, Tensor>, BTreeMap<String, Tensor>) = tensors
+            .into_iter()
+            .partition(|(name, _)| name.starts_with(SAVED_PREFIX));
+        let built = build_model(&config, WeightSource::Saved(&weights, path))?;
+        let projector = GradientProjector::from_tensors(&bases, built.model.device())?;
         let tasks = tasks.into_iter().filter(|t| t.trained).collect();
-        Ok(Self::assemble(config, built, tasks))
+        Ok(Self::assemble(config, built, tasks, projector))
     }
 }
