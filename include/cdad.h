@@ -18,6 +18,11 @@
 
 
 /**
+ * Largest value [`merge_threshold`] returns: the schedule is capped below 1.
+ */
+#define MAX_MERGE_THRESHOLD 0.9999
+
+/**
  * The format version this build writes and the only one it reads.
  */
 #define FORMAT_VERSION 1
@@ -220,6 +225,24 @@ typedef enum cdad_dataset_layout {
 } cdad_dataset_layout;
 
 /**
+ * Continual methods for `cdad_protocol_run`.
+ */
+typedef enum cdad_method {
+  /**
+   * Task after task with gradient projection.
+   */
+  CDAD_METHOD_CDAD = 0,
+  /**
+   * Task after task without projection (shows forgetting).
+   */
+  CDAD_METHOD_FINETUNE = 1,
+  /**
+   * All classes in one task (upper bound).
+   */
+  CDAD_METHOD_JOINT = 2,
+} cdad_method;
+
+/**
  * A detector configuration: every tunable value, starting from a preset.
  */
 typedef struct cdad_config cdad_config;
@@ -228,6 +251,11 @@ typedef struct cdad_config cdad_config;
  * A continual anomaly detector: one model for every class learned so far.
  */
 typedef struct cdad_detector cdad_detector;
+
+/**
+ * The result of `cdad_detector_evaluate` or `cdad_protocol_run`.
+ */
+typedef struct cdad_report cdad_report;
 
 /**
  * The training data of one task: named classes, each with good images.
@@ -567,6 +595,63 @@ enum cdad_status cdad_overlay_write_png(const char *path,
  * also go to env_logger (stderr), filtered by the `RUST_LOG` environment variable.
  */
 enum cdad_status cdad_set_log_callback(cdad_log_callback callback, int32_t level, void *user);
+
+/**
+ * Evaluates the detector on the test sets of `count` classes of the dataset at `root`
+ * (`classes` NULL and `count` 0: every class of its trained tasks). The report's
+ * values are `<class>.<metric>` and `mean.<metric>` for image_auroc, image_aupr,
+ * image_f1_max, pixel_auroc, pixel_aupr and au_pro.
+ */
+enum cdad_status cdad_detector_evaluate(const struct cdad_detector *detector,
+                                        const char *root,
+                                        const char *const *classes,
+                                        size_t count,
+                                        struct cdad_report **out);
+
+/**
+ * Runs a continual setting (`"3x5"`, `"10-1x5"`, `"14-1"`, any `B-IxS` or `IxS`) on the
+ * dataset at `root` with `method` (a `cdad_method`), starting from `config`: classes in
+ * alphabetical order, trained task after task, all seen classes evaluated after each
+ * task. The report's values are `a.<metric>` and `fm.<metric>`; its Markdown holds the
+ * tables. `detector` (nullable) receives the trained detector. `progress` (nullable)
+ * follows the run and can cancel it.
+ */
+enum cdad_status cdad_protocol_run(const struct cdad_config *config,
+                                   const char *root,
+                                   const char *setting,
+                                   int32_t method,
+                                   cdad_progress_callback progress,
+                                   void *user,
+                                   struct cdad_report **report,
+                                   struct cdad_detector **detector);
+
+/**
+ * Releases a report. NULL is a no-op.
+ */
+void cdad_report_free(struct cdad_report *report);
+
+/**
+ * Reads one named value of a report (e.g. `"a.image_auroc"`, `"mean.au_pro"`).
+ */
+enum cdad_status cdad_report_value(const struct cdad_report *report,
+                                   const char *name,
+                                   double *value);
+
+/**
+ * Writes the report as JSON into `buffer` (see `cdad_config_get_string` for sizing).
+ */
+enum cdad_status cdad_report_json(const struct cdad_report *report,
+                                  char *buffer,
+                                  size_t capacity,
+                                  size_t *length);
+
+/**
+ * Writes the report as Markdown tables into `buffer` (sized like `cdad_report_json`).
+ */
+enum cdad_status cdad_report_markdown(const struct cdad_report *report,
+                                      char *buffer,
+                                      size_t capacity,
+                                      size_t *length);
 
 /**
  * The name of a status code as a static string, e.g. `"CDAD_ERR_OUT_OF_RANGE"`;

@@ -87,6 +87,7 @@ impl Preset {
                 batch_size: 8,
                 learning_rate: 2e-4,
                 representation_every: 4,
+                decomposition: Decomposition::Gram,
                 ..common
             },
             Preset::Tiny => Config {
@@ -110,6 +111,7 @@ impl Preset {
                 learning_rate: 1e-3,
                 ddim_steps: 4,
                 representation_every: 2,
+                decomposition: Decomposition::Gram,
                 ..common
             },
         }

@@ -34,8 +34,9 @@ impl GradientProjector {
             .fold((0, 0), |(k, d), m| (k + m.rank(), d + m.dim()))
     }
 
-    /// Merges a finished task's bases: `task_index` 0 keeps `energy_first` of each
-    /// layer's energy; later tasks add directions up to GPM's growing threshold.
+    /// Merges a finished task's bases (`task_index` counts from 0): the first task keeps
+    /// `energy_first` of each layer's energy; later tasks add directions up to GPM's
+    /// growing threshold.
     pub fn merge(
         &mut self,
         bases: &BTreeMap<String, Basis>,
@@ -48,7 +49,7 @@ impl GradientProjector {
         let energy = if task_index == 0 {
             energy_first
         } else {
-            merge_threshold(task_index, energy_base, energy_increment)
+            merge_threshold(task_index + 1, energy_base, energy_increment)
         };
         for (name, basis) in bases {
             let memory = match self.memories.entry(name.clone()) {
