@@ -8,10 +8,12 @@ cd "$root"
 
 bash scripts/setup.sh
 
-echo "== Rust tests (release)"
 # Tests run two at a time; one libtorch thread each keeps the two cores from being
 # oversubscribed (OpenMP threads spinning against each other slow training ~10x).
-OMP_NUM_THREADS=1 cargo test --release --locked
+export OMP_NUM_THREADS=1
+
+echo "== Rust tests (release)"
+cargo test --release --locked
 
 # The native libraries a program needs when it links libcdad.a, as rustc reports them
 # (this compiles the library once more as a static library only, then restores the
