@@ -1,7 +1,7 @@
 /*
- * A tiny check harness shared by the example programs: CHECK counts passes and
- * failures and prints the library's last error on failure; fails_with tests a status
- * and a fragment of the last error message. Each program prints
+ * Helpers shared by the example programs: CHECK counts passes and failures and prints
+ * the library's last error on failure; fails_with tests a status and a fragment of the
+ * last error message; path_join builds paths. Each program prints
  * "<name>: N passed, N failed" at the end and exits non-zero on any failure.
  */
 #ifndef CDAD_EXAMPLES_CHECK_H
@@ -10,6 +10,7 @@
 #include "cdad.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int checks_passed = 0;
@@ -30,6 +31,18 @@ static int checks_failed = 0;
 /* True when `status` is `expected` and the last error message contains `fragment`. */
 static inline int fails_with(cdad_status status, cdad_status expected, const char *fragment) {
     return status == expected && strstr(cdad_last_error_message(), fragment) != NULL;
+}
+
+/* Longest path the examples build. */
+enum { PATH = 1024 };
+
+/* out = a + "/" + b; stops the program on a path that does not fit in PATH bytes. */
+static inline void path_join(char *out, const char *a, const char *b) {
+    int n = snprintf(out, PATH, "%s/%s", a, b);
+    if (n < 0 || n >= PATH) {
+        fprintf(stderr, "path too long: %s/%s\n", a, b);
+        exit(2);
+    }
 }
 
 /* Prints the summary line and returns the process exit code. */

@@ -13,15 +13,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-enum { PATH = 1024 };
-
-static void path_join(char *out, const char *a, const char *b) {
-    int n = snprintf(out, PATH, "%s/%s", a, b);
-    if (n < 0 || n >= PATH) {
-        fprintf(stderr, "path too long: %s/%s\n", a, b);
-        exit(2);
-    }
-}
 
 static char last_stage[256] = "";
 

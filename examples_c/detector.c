@@ -13,16 +13,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-enum { MAX_IMAGES = 64, PATH = 1024 };
+enum { MAX_IMAGES = 64 };
 
-/* out = a + "/" + b; stops the program on a path that does not fit. */
-static void path_join(char *out, const char *a, const char *b) {
-    int n = snprintf(out, PATH, "%s/%s", a, b);
-    if (n < 0 || n >= PATH) {
-        fprintf(stderr, "path too long: %s/%s\n", a, b);
-        exit(2);
-    }
-}
 
 struct test_image {
     char path[PATH];
