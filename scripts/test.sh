@@ -29,10 +29,11 @@ make -C examples_c --no-print-directory STATIC_LIBS="$(cat "$libs_file")" >/dev/
 # the full 3x5 setting with the compact preset).
 run_example() {
     case "$1" in
-        *continual_demo_*) "$1" tiny 2x2 "target/examples_c/work_$(basename "$1")" 10 32 ;;
+        *continual_demo_*) "$1" tiny 2x2 "target/examples_work/$(basename "$1")" 10 32 ;;
         *) "$1" ;;
     esac
 }
+mkdir -p target/examples_work
 c_failed=0
 for program in target/examples_c/*_shared target/examples_c/*_static; do
     echo "-- $program"
