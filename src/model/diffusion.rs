@@ -108,7 +108,9 @@ impl DiffusionModel {
         let diffusion = (output - target(self.prediction, &z0, &noise, &alpha_bar))
             .square()
             .mean(Kind::Float);
-        let amn = amn_loss(&condition, &self.amn.stem_features(clean));
+        // The AMN target is detached: compute it without building a graph.
+        let target = tch::no_grad(|| self.amn.stem_features(clean));
+        let amn = amn_loss(&condition, &target);
         Losses {
             diffusion: diffusion.double_value(&[]),
             amn: amn.double_value(&[]),

@@ -85,17 +85,23 @@ impl Trainer {
         rng: &mut ChaCha8Rng,
         filter: impl FnMut(&str, Tensor) -> Tensor,
     ) -> Result<StepReport> {
-        let mut conditions = Vec::with_capacity(batch.len());
+        // Perturbed copies where drawn; the clean image itself (no copy) elsewhere.
+        let mut perturbed: Vec<Option<RgbImage>> = Vec::with_capacity(batch.len());
         for sample in batch {
-            if rng.random_bool(self.perturb_prob) {
-                conditions.push(perturb(sample.image, &sample.sources, &self.nsa, rng)?.image);
+            perturbed.push(if rng.random_bool(self.perturb_prob) {
+                Some(perturb(sample.image, &sample.sources, &self.nsa, rng)?.image)
             } else {
-                conditions.push(sample.image.clone());
-            }
+                None
+            });
         }
         let clean: Vec<&RgbImage> = batch.iter().map(|s| s.image).collect();
+        let conditions: Vec<&RgbImage> = perturbed
+            .iter()
+            .zip(&clean)
+            .map(|(p, c)| p.as_ref().unwrap_or(c))
+            .collect();
+        let condition = image_batch(&conditions, model.device())?;
         let clean = image_batch(&clean, model.device())?;
-        let condition = image_batch(&conditions.iter().collect::<Vec<_>>(), model.device())?;
         let losses = model.losses(&clean, &condition, rng);
         if !(losses.diffusion.is_finite() && losses.amn.is_finite()) {
             return Err(Error::Numerical(format!(
