@@ -1,10 +1,14 @@
 //! Host-side decompositions of a layer's representation matrix R (d x Λ), fed block by
 //! block (method.md 5.2): the full thin SVD (reference), the iterative SVD that keeps
 //! `U * S` between blocks, and the exact Gram-matrix eigen-decomposition.
+//!
+//! Everything stays in host memory. The Gram matrix is accumulated and eigen-decomposed
+//! with libtorch on CPU tensors (its multithreaded f64 matrix product and
+//! divide-and-conquer symmetric eigensolver); the SVDs use ndarray-linalg.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, Axis, ShapeBuilder};
-use ndarray_linalg::{EighInto, JobSvd, Lapack, SVDDCInto, SVDInto, Scalar, UPLO};
+use ndarray::{s, Array1, Array2, ArrayView2, ShapeBuilder};
+use ndarray_linalg::{JobSvd, Lapack, SVDDCInto, SVDInto, Scalar};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 
@@ -48,8 +52,8 @@ enum State {
         s: Array1<f32>,
         energy_block: f64,
     },
-    /// Running Gram matrix sum X X^T.
-    Gram(Array2<f64>),
+    /// Running Gram matrix sum X X^T (d x d, f64, host memory).
+    Gram(Tensor),
 }
 
 /// Block-wise decomposition of a representation matrix R (d x Λ) into its leading left
@@ -93,7 +97,8 @@ impl Decomposer {
         if d == 0 {
             return Err(Error::invalid("decomposer dimension d must be at least 1"));
         }
-        let mut decomposer = Self::with_state(d, State::Gram(Array2::zeros((d, d))))?;
+        let g = Tensor::zeros([d as i64, d as i64], (Kind::Double, Device::Cpu));
+        let mut decomposer = Self::with_state(d, State::Gram(g))?;
         decomposer.peak_bytes = d * d * 8;
         Ok(decomposer)
     }
@@ -171,9 +176,15 @@ impl Decomposer {
                 let mut held = 0;
                 for start in (0..m).step_by(GRAM_CHUNK) {
                     let end = (start + GRAM_CHUNK).min(m);
-                    let x = block.slice(s![.., start..end]).mapv(f64::from);
-                    held = held.max(g.len() * 8 + x.len() * 8);
-                    general_mat_mul(1.0, &x, &x.t(), 1.0, g);
+                    let chunk = block.slice(s![.., start..end]);
+                    let values: Vec<f32> = chunk.iter().copied().collect();
+                    let x = Tensor::from_slice(&values)
+                        .view([d as i64, (end - start) as i64])
+                        .to_kind(Kind::Double);
+                    held = held.max(d * d * 8 + x.numel() * 8);
+                    let _ = g
+                        .f_addmm_(&x, &x.tr())
+                        .map_err(|e| Error::Numerical(format!("Gram accumulation: {e}")))?;
                 }
                 held
             }
@@ -201,13 +212,17 @@ impl Decomposer {
             }
             State::Isvd { u, s, .. } => (u, squares(&s)),
             State::Gram(g) => {
-                let (values, vectors) = g
-                    .eigh_into(UPLO::Lower)
-                    .map_err(|e| Error::Numerical(format!("Gram eigen-decomposition: {e}")))?;
-                // eigh sorts ascending; reverse to descending and clamp rounding below 0.
-                let order: Vec<usize> = (0..d).rev().collect();
-                let s2: Vec<f64> = order.iter().map(|&i| values[i].max(0.0)).collect();
-                let u = vectors.select(Axis(1), &order).mapv(|v| v as f32);
+                let failed = |e: tch::TchError| {
+                    Error::Numerical(format!("Gram eigen-decomposition ({d}x{d}): {e}"))
+                };
+                let (values, vectors) = g.f_linalg_eigh("L").map_err(failed)?;
+                // eigh sorts ascending; flip to descending and clamp rounding below 0.
+                let values = values.flip([0]).clamp_min(0.0);
+                let vectors = vectors.flip([1]).to_kind(Kind::Float).contiguous();
+                let s2 = Vec::<f64>::try_from(&values).map_err(failed)?;
+                let u = Vec::<f32>::try_from(vectors.view([-1])).map_err(failed)?;
+                let u = Array2::from_shape_vec((d, d), u)
+                    .map_err(|e| Error::Numerical(format!("eigenvector shape: {e}")))?;
                 (u, s2)
             }
         };
@@ -312,7 +327,7 @@ pub fn principal_angles(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Result<Vec<f6
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use ndarray::concatenate;
+    use ndarray::{concatenate, Axis};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

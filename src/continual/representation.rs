@@ -26,6 +26,9 @@ pub struct CollectionReport {
     pub columns: usize,
     /// Largest number of bytes a single layer's decomposer held at once.
     pub peak_bytes: usize,
+    /// Sum over layers of each decomposer's peak bytes: an upper bound of what all
+    /// decomposers held together (the layers' states live side by side).
+    pub held_bytes: usize,
 }
 
 fn decomposer(config: &Config, d: usize) -> Result<Decomposer> {
@@ -111,6 +114,7 @@ pub fn collect_representation(
             return Err(Error::Cancelled);
         }
     }
+    report.held_bytes = decomposers.values().map(Decomposer::peak_bytes).sum();
     let bases = decomposers
         .into_iter()
         .map(|(name, d)| Ok((name, d.finish(config.energy_first)?)))

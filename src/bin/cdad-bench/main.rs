@@ -4,8 +4,10 @@
 //!
 //!   cdad-bench train-step [--steps N] [--batch N]
 //!   cdad-bench single-task --root DIR [--classes a,b] [--variants cdad,no-mask,...]
+//!   cdad-bench decompositions --root DIR --class NAME [--steps N] [--every N] [--block N]
 
 mod baselines;
+mod decompositions;
 mod single_task;
 
 use cdad::config::Preset;
@@ -57,6 +59,24 @@ enum Command {
         /// Training steps per class (default: the preset's).
         #[arg(long)]
         steps: Option<usize>,
+    },
+    /// Full SVD, iSVD and Gram on one task's representation: time, memory, agreement.
+    Decompositions {
+        /// Dataset root (MVTec AD layout), written with the built-in benchmark when missing.
+        #[arg(long)]
+        root: PathBuf,
+        /// The class whose training images form the task.
+        #[arg(long, default_value = "carpet")]
+        class: String,
+        /// Training steps before the representation is collected.
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        /// Every N-th training image runs the trajectory.
+        #[arg(long, default_value_t = 4)]
+        every: usize,
+        /// Images per iSVD block.
+        #[arg(long, default_value_t = 1)]
+        block: usize,
     },
 }
 
@@ -113,12 +133,7 @@ fn run(command: Command) -> cdad::Result<()> {
                     .join(","),
                 steps.map_or(String::new(), |s| format!("--steps {s}"))
             ));
-            if !root.exists() {
-                cdad::data::synthetic::generate(
-                    &root,
-                    &cdad::data::synthetic::BenchmarkSpec::default(),
-                )?;
-            }
+            ensure_benchmark(&root)?;
             let classes = if classes.is_empty() {
                 cdad::data::dataset::open_dataset(&root, None)?
                     .class_names()
@@ -128,7 +143,29 @@ fn run(command: Command) -> cdad::Result<()> {
             };
             single_task::run(&root, &classes, &variants, steps)
         }
+        Command::Decompositions {
+            root,
+            class,
+            steps,
+            every,
+            block,
+        } => {
+            print_header(&format!(
+                "cdad-bench decompositions --root {} --class {class} --steps {steps} --every {every} --block {block}",
+                root.display()
+            ));
+            ensure_benchmark(&root)?;
+            decompositions::run(&root, &class, steps, every, block)
+        }
     }
+}
+
+/// Writes the built-in benchmark (default size) to `root` when the folder does not exist.
+fn ensure_benchmark(root: &std::path::Path) -> cdad::Result<()> {
+    if !root.exists() {
+        cdad::data::synthetic::generate(root, &cdad::data::synthetic::BenchmarkSpec::default())?;
+    }
+    Ok(())
 }
 
 fn print_header(command: &str) {
