@@ -126,8 +126,9 @@ config_schema! {
     ddim_steps: usize = Rule::Int { min: 1, max: 1000 };
     /// Gaussian smoothing of the anomaly map, in pixels at a 256-pixel image side.
     map_sigma: f64 = Rule::Float { min: 0.0, max: 64.0 };
-    /// Backbone stages compared by the scorer when the codec has a decoder
-    /// (0..=4 = strides 2, 4, 8, 16, 32).
+    /// Backbone feature maps compared by the scorer when the codec has a decoder:
+    /// indexes into the backbone's list (EfficientNet-Lite0: 0..=4 = strides 2, 4, 8,
+    /// 16, 32; a TorchScript backbone: the maps it returns, in order).
     score_layers: Vec<usize> = Rule::IntList { min: 0, max: 4, min_len: 1, max_len: 5 };
     /// Decomposition of layer representations: `isvd`, `gram` or `full`.
     decomposition: Decomposition = Rule::Choice(Decomposition::NAMES);
@@ -146,6 +147,11 @@ config_schema! {
     /// EfficientNet-Lite0 weights (safetensors) for the `features` codec and the scorer;
     /// empty = the file scripts/setup.sh installs into the source tree's .models/.
     backbone_weights: String = Rule::Path;
+    /// Optional TorchScript backbone for the scorer when the codec decodes (`pixel`,
+    /// `vae`): forward(ImageNet-normalised N x 3 x H x W) returns a list or tuple of
+    /// feature maps, which `score_layers` indexes; empty = EfficientNet-Lite0. The module
+    /// is stored inside saved detectors.
+    scorer_backbone: String = Rule::Path;
     /// SD1.5 VAE weights (safetensors, full checkpoint or VAE only) for the `vae` codec.
     vae_weights: String = Rule::Path;
     /// Optional SD1.5 checkpoint (safetensors) to start the UNet from; empty = random init.

@@ -62,6 +62,7 @@ impl Preset {
             energy_increment: 0.003,
             projection: true,
             backbone_weights: String::new(),
+            scorer_backbone: String::new(),
             vae_weights: String::new(),
             unet_weights: String::new(),
             context_weights: String::new(),

@@ -14,7 +14,7 @@ use crate::data::preprocess::resize_image;
 use crate::data::task::TaskData;
 use crate::error::{Error, Result};
 use crate::image::RgbImage;
-use crate::model::builder::{build_model, BuiltModel, WeightSource};
+use crate::model::builder::{build_model, BuiltModel, WeightSource, SCORER_MODULE_KEY};
 use crate::model::diffusion::image_batch;
 use crate::model::scorer::{image_scores, Scorer};
 use crate::model::training::{trainable_parameters, Trainer};
@@ -102,7 +102,7 @@ impl Detector {
         tasks: Vec<TaskRecord>,
         projector: GradientProjector,
     ) -> Self {
-        let scorer = Scorer::new(built.backbone.clone(), &config);
+        let scorer = Scorer::new(built.scorer_backbone.clone(), &config);
         Detector {
             config,
             built,
@@ -341,7 +341,7 @@ impl Detector {
         let mut results = Vec::with_capacity(images.len());
         for (chunk, originals) in resized.chunks(8).zip(images.chunks(8)) {
             let batch = image_batch(&chunk.iter().collect::<Vec<_>>(), self.built.model.device())?;
-            let maps = self.scorer.maps(&self.built.model, &batch);
+            let maps = self.scorer.maps(&self.built.model, &batch)?;
             let scores = image_scores(&maps);
             for (k, original) in originals.iter().enumerate() {
                 let (w, h) = (original.width(), original.height());
@@ -385,6 +385,9 @@ impl Detector {
         });
         let mut tensors: Vec<(String, Tensor)> = self.built.vs.variables().into_iter().collect();
         tensors.extend(self.projector.to_tensors());
+        if let Some(bytes) = self.built.scorer_backbone.serialized() {
+            tensors.push((SCORER_MODULE_KEY.to_string(), Tensor::from_slice(bytes)));
+        }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         file::write_model_file(path, &header, &tensors)
     }

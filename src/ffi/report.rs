@@ -40,7 +40,7 @@ pub enum cdad_method {
     CDAD_METHOD_CDAD = 0,
     /// Task after task without projection (shows forgetting).
     CDAD_METHOD_FINETUNE = 1,
-    /// All classes in one task (upper bound).
+    /// All classes in one task, trained with the summed step budget of the setting (upper bound).
     CDAD_METHOD_JOINT = 2,
 }
 

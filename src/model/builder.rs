@@ -3,7 +3,7 @@
 //! initialises them from the seed, and loads optional SD1.5 UNet weights and the
 //! cross-attention context.
 
-use super::backbone::EfficientNetLite0;
+use super::backbone::{EfficientNetLite0, FeatureBackbone, TorchScriptBackbone};
 use super::checkpoint::{load_mapped, read_tensors};
 use super::codec::{FeatureCodec, LatentCodec, PixelCodec, VaeCodec};
 use super::diffusion::DiffusionModel;
@@ -19,6 +19,9 @@ use tch::{Device, Kind, Tensor};
 /// The key prefix of the UNet in an original SD1.5 checkpoint.
 pub const SD_UNET_PREFIX: &str = "model.diffusion_model.";
 
+/// The saved tensor (bytes, u8) holding a user's TorchScript scoring backbone.
+pub const SCORER_MODULE_KEY: &str = "scorer_module.torchscript";
+
 /// Tokens of the constant context when no context file is given.
 const DEFAULT_CONTEXT_TOKENS: i64 = 77;
 
@@ -31,6 +34,9 @@ pub struct BuiltModel {
     pub model: DiffusionModel,
     /// The frozen ImageNet backbone (shared with the `features` codec).
     pub backbone: Arc<EfficientNetLite0>,
+    /// The backbone the scorer compares reconstructions with: the user's TorchScript
+    /// module when `scorer_backbone` names one, otherwise [`BuiltModel::backbone`].
+    pub scorer_backbone: Arc<dyn FeatureBackbone>,
 }
 
 /// The EfficientNet-Lite0 weights file a configuration names (or the default).
@@ -68,6 +74,50 @@ fn backbone(
         )?;
     }
     Ok(Arc::new(network))
+}
+
+/// The scorer's backbone: the built-in one, or the configured TorchScript module (from
+/// its file, or from a saved detector's bytes), checked to return enough feature maps.
+fn scorer_backbone(
+    config: &Config,
+    source: &WeightSource<'_>,
+    builtin: &Arc<EfficientNetLite0>,
+    device: Device,
+) -> Result<Arc<dyn FeatureBackbone>> {
+    if config.scorer_backbone.is_empty() {
+        return Ok(builtin.clone());
+    }
+    let module = match source {
+        WeightSource::Files => {
+            TorchScriptBackbone::load(Path::new(&config.scorer_backbone), device)?
+        }
+        WeightSource::Saved(tensors, path) => {
+            let bytes = tensors.get(SCORER_MODULE_KEY).ok_or_else(|| {
+                Error::FileFormat(format!(
+                    "{}: the configuration names a TorchScript scorer backbone but the file holds no '{SCORER_MODULE_KEY}'",
+                    path.display()
+                ))
+            })?;
+            let bytes =
+                Vec::<u8>::try_from(bytes.to_kind(Kind::Uint8).view([-1])).map_err(|e| {
+                    Error::FileFormat(format!("{}: {SCORER_MODULE_KEY}: {e}", path.display()))
+                })?;
+            TorchScriptBackbone::from_bytes(bytes, &path.display().to_string(), device)?
+        }
+    };
+    let needed = config.score_layers.iter().max().map_or(1, |&m| m + 1);
+    let side = config.image_size as i64;
+    let probe = Tensor::zeros([1, 3, side, side], (Kind::Float, device));
+    let maps = module.feature_maps(&probe, needed)?;
+    if maps.len() < needed {
+        return Err(Error::invalid(format!(
+            "TorchScript backbone {}: returns {} feature map(s) but score_layers {:?} needs {needed}",
+            config.scorer_backbone,
+            maps.len(),
+            config.score_layers
+        )));
+    }
+    Ok(Arc::new(module))
 }
 
 fn codec(
@@ -136,6 +186,7 @@ pub fn build_model(config: &Config, source: WeightSource<'_>) -> Result<BuiltMod
     let device = config.device.resolve()?;
     let vs = VarStore::new(device);
     let backbone = backbone(&vs, config, &source)?;
+    let scorer_backbone = scorer_backbone(config, &source, &backbone, device)?;
     let codec = codec(config, &vs, device, &backbone)?;
     let model = DiffusionModel::new(&vs.root(), config, codec, context(config)?)?;
     match source {
@@ -146,7 +197,14 @@ pub fn build_model(config: &Config, source: WeightSource<'_>) -> Result<BuiltMod
                 load_mapped(&vs, "unet.", &read_tensors(path)?, SD_UNET_PREFIX, path)?;
             }
         }
-        WeightSource::Saved(tensors, path) => load_mapped(&vs, "", tensors, "", path)?,
+        WeightSource::Saved(tensors, path) => {
+            let variables: BTreeMap<String, Tensor> = tensors
+                .iter()
+                .filter(|(name, _)| name.as_str() != SCORER_MODULE_KEY)
+                .map(|(name, t)| (name.clone(), t.shallow_clone()))
+                .collect();
+            load_mapped(&vs, "", &variables, "", path)?
+        }
     }
     for (name, variable) in vs.variables() {
         if name.starts_with("backbone.") || name.starts_with("codec.") {
@@ -157,6 +215,7 @@ pub fn build_model(config: &Config, source: WeightSource<'_>) -> Result<BuiltMod
         vs,
         model,
         backbone,
+        scorer_backbone,
     })
 }
 

@@ -5,9 +5,10 @@
 //! are compared directly. The map is then smoothed with a Gaussian; the image score is
 //! its maximum.
 
-use super::backbone::EfficientNetLite0;
+use super::backbone::FeatureBackbone;
 use super::diffusion::DiffusionModel;
 use crate::config::Config;
+use crate::error::Result;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use tch::{Kind, Tensor};
 
 /// Turns images into anomaly maps with a trained model.
 pub struct Scorer {
-    backbone: Arc<EfficientNetLite0>,
+    backbone: Arc<dyn FeatureBackbone>,
     stages: Vec<usize>,
     sigma_at_256: f64,
     start_step: usize,
@@ -26,7 +27,7 @@ pub struct Scorer {
 impl Scorer {
     /// A scorer with the configuration's stages, smoothing, start level, DDIM steps and
     /// seed (the same image always gets the same map).
-    pub fn new(backbone: Arc<EfficientNetLite0>, config: &Config) -> Self {
+    pub fn new(backbone: Arc<dyn FeatureBackbone>, config: &Config) -> Self {
         Scorer {
             backbone,
             stages: config.score_layers.clone(),
@@ -39,35 +40,35 @@ impl Scorer {
 
     /// Anomaly maps (N x H x W, same size as the images) of an ImageNet-normalised
     /// N x 3 x H x W batch.
-    pub fn maps(&self, model: &DiffusionModel, images: &Tensor) -> Tensor {
+    pub fn maps(&self, model: &DiffusionModel, images: &Tensor) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let (z0, estimate) = model.reconstruct(images, self.start_step, self.steps, &mut rng);
         let (h, w) = (images.size()[2], images.size()[3]);
         tch::no_grad(|| {
             let raw = match (model.codec().decode(&z0), model.codec().decode(&estimate)) {
                 (Some(reference), Some(reconstruction)) => {
-                    self.feature_distance(&reference, &reconstruction, h, w)
+                    self.feature_distance(&reference, &reconstruction, h, w)?
                 }
                 _ => upsample(&channel_distance(&z0, &estimate), h, w),
             };
-            gaussian_blur(&raw, self.sigma_at_256 * h as f64 / 256.0).squeeze_dim(1)
+            Ok(gaussian_blur(&raw, self.sigma_at_256 * h as f64 / 256.0).squeeze_dim(1))
         })
     }
 
-    fn feature_distance(&self, a: &Tensor, b: &Tensor, h: i64, w: i64) -> Tensor {
-        let deepest = self.stages.iter().max().copied().unwrap_or(0);
-        let depth = [2, 4, 8, 16, 32][deepest.min(4)];
+    fn feature_distance(&self, a: &Tensor, b: &Tensor, h: i64, w: i64) -> Result<Tensor> {
+        let count = self.stages.iter().max().map_or(1, |&deepest| deepest + 1);
         let (fa, fb) = (
-            self.backbone.forward_features_to(a, depth),
-            self.backbone.forward_features_to(b, depth),
+            self.backbone.feature_maps(a, count)?,
+            self.backbone.feature_maps(b, count)?,
         );
-        self.stages
+        Ok(self
+            .stages
             .iter()
             .filter_map(|&s| Some(upsample(&channel_distance(fa.get(s)?, fb.get(s)?), h, w)))
             .fold(
                 Tensor::zeros([a.size()[0], 1, h, w], (Kind::Float, a.device())),
                 |sum, d| sum + d,
-            )
+            ))
     }
 }
 

@@ -23,7 +23,8 @@ pub enum Method {
     Cdad,
     /// The same model and training without projection: shows the forgetting.
     Finetune,
-    /// All classes trained as one task: the upper bound.
+    /// All classes trained as one task with the summed step budget of the setting's
+    /// tasks: the upper bound.
     Joint,
 }
 
@@ -81,10 +82,12 @@ pub fn run_protocol(
 ) -> Result<(ProtocolResult, Detector)> {
     let dataset = open_dataset(root, None)?;
     let mut tasks = setting.split(dataset.class_names())?;
+    let mut config = config.clone();
     if method == Method::Joint {
+        // One task with every class and the whole run's training budget.
+        config.train_steps *= tasks.len();
         tasks = vec![tasks.concat()];
     }
-    let mut config = config.clone();
     config.projection = method == Method::Cdad;
     let mut detector = Detector::new(config)?;
     let n = tasks.len();

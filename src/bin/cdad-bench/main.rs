@@ -4,10 +4,12 @@
 //!
 //!   cdad-bench train-step [--steps N] [--batch N]
 //!   cdad-bench single-task --root DIR [--classes a,b] [--variants cdad,no-mask,...]
+//!   cdad-bench protocol --root DIR --setting 3x5 [--methods cdad,finetune,joint] [--out DIR]
 //!   cdad-bench decompositions --root DIR --class NAME [--steps N] [--every N] [--block N]
 
 mod baselines;
 mod decompositions;
+mod protocol;
 mod single_task;
 
 use cdad::config::Preset;
@@ -59,6 +61,25 @@ enum Command {
         /// Training steps per class (default: the preset's).
         #[arg(long)]
         steps: Option<usize>,
+    },
+    /// A continual setting with CDAD, fine-tuning and joint training (compact preset).
+    Protocol {
+        /// Dataset root (MVTec AD layout), written with the built-in benchmark when missing.
+        #[arg(long)]
+        root: PathBuf,
+        /// The setting, e.g. 3x5 or 10-1x5.
+        #[arg(long)]
+        setting: String,
+        /// Methods to run, in order.
+        #[arg(long, value_delimiter = ',', default_value = "cdad,finetune,joint",
+              value_parser = protocol::parse_method)]
+        methods: Vec<cdad::protocol::Method>,
+        /// Training steps per task (default: the preset's).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Folder for one JSON report per method.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Full SVD, iSVD and Gram on one task's representation: time, memory, agreement.
     Decompositions {
@@ -142,6 +163,26 @@ fn run(command: Command) -> cdad::Result<()> {
                 classes
             };
             single_task::run(&root, &classes, &variants, steps)
+        }
+        Command::Protocol {
+            root,
+            setting,
+            methods,
+            steps,
+            out,
+        } => {
+            print_header(&format!(
+                "cdad-bench protocol --root {} --setting {setting} --methods {} {}",
+                root.display(),
+                methods
+                    .iter()
+                    .map(|m| format!("{m:?}").to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                steps.map_or(String::new(), |s| format!("--steps {s}"))
+            ));
+            ensure_benchmark(&root)?;
+            protocol::run(&root, &setting, &methods, steps, out.as_deref())
         }
         Command::Decompositions {
             root,

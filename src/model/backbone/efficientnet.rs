@@ -190,6 +190,10 @@ pub struct EfficientNetLite0 {
     conv_head: SameConv,
     bn1: nn::BatchNorm,
     fc: nn::Linear,
+    /// ImageNet channel statistics (1 x 3 x 1 x 1), made once: a tensor built from host
+    /// data inside forward would not survive tracing into TorchScript.
+    imagenet_std: Tensor,
+    imagenet_mean: Tensor,
 }
 
 // SAFETY: the network is used for inference only; its tensors are frozen after
@@ -228,6 +232,8 @@ impl EfficientNetLite0 {
             conv_head: SameConv::new(&vs / "_conv_head", (channels, 1280), 1, 1, 1),
             bn1: batch_norm(&vs / "_bn1", 1280),
             fc: nn::linear(&vs / "_fc", 1280, 1000, Default::default()),
+            imagenet_std: Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]),
+            imagenet_mean: Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]),
         }
     }
 
@@ -290,9 +296,8 @@ impl EfficientNetLite0 {
     /// Rescales the input to TensorFlow's (pixel - 127) / 128, then stem conv, BN, ReLU6.
     fn stem(&self, images: &Tensor) -> Tensor {
         let (kind, device) = (images.kind(), images.device());
-        let channel = |values: &[f32]| Tensor::from_slice(values).to_kind(kind).to_device(device);
-        let std = channel(&IMAGENET_STD).view([1, 3, 1, 1]);
-        let mean = channel(&IMAGENET_MEAN).view([1, 3, 1, 1]);
+        let std = self.imagenet_std.to_kind(kind).to_device(device);
+        let mean = self.imagenet_mean.to_kind(kind).to_device(device);
         let pixels = (images * std + mean) * 255.0;
         let scaled = (pixels - TF_MEAN) / TF_STD;
         self.conv_stem
