@@ -30,6 +30,8 @@ pub enum Variant {
 
 fn detector_config(variant: Variant, steps: Option<usize>) -> Config {
     let mut config = Preset::Compact.config();
+    // One task per detector: no later task needs the projection memory.
+    config.projection = false;
     if let Some(steps) = steps {
         config.train_steps = steps;
     }
