@@ -237,7 +237,7 @@ typedef enum cdad_method {
    */
   CDAD_METHOD_FINETUNE = 1,
   /**
-   * All classes in one task (upper bound).
+   * All classes in one task, trained with the summed step budget of the setting (upper bound).
    */
   CDAD_METHOD_JOINT = 2,
 } cdad_method;
