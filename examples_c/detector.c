@@ -185,6 +185,24 @@ int main(int argc, char **argv) {
     }
     CHECK(identical, "cancelled training left the maps unchanged\n");
 
+    /* Inference keys change on a trained detector; other keys and bad values are refused. */
+    CHECK(fails_with(cdad_detector_set_inference_int(reloaded, "train_steps", 5), CDAD_ERR_INVALID_ARGUMENT,
+                     "cannot change"),
+          "training key refused\n");
+    CHECK(fails_with(cdad_detector_set_inference_int(reloaded, "map_seeds", 0), CDAD_ERR_OUT_OF_RANGE, "map_seeds"),
+          "map_seeds 0 refused\n");
+    CHECK(cdad_detector_set_inference_float(reloaded, "map_sigma", 1.0) == CDAD_OK, "map_sigma 1\n");
+    float *sharper[MAX_IMAGES] = {0};
+    float sharper_scores[MAX_IMAGES];
+    CHECK(infer_all(reloaded, sharper, sharper_scores), "infer with map_sigma 1\n");
+    CHECK(memcmp(maps[0], sharper[0], sizeof(float) * images[0].width * images[0].height) != 0,
+          "less smoothing changes the map\n");
+    CHECK(cdad_detector_set_inference_float(reloaded, "map_sigma", 5.0) == CDAD_OK, "map_sigma back to 5\n");
+    CHECK(infer_all(reloaded, sharper, sharper_scores), "infer with map_sigma 5\n");
+    CHECK(memcmp(maps[0], sharper[0], sizeof(float) * images[0].width * images[0].height) == 0,
+          "the original smoothing gives the original map\n");
+    for (int i = 0; i < image_count; i++) free(sharper[i]);
+
     /* A damaged file is refused. */
     FILE *in = fopen(model, "rb");
     FILE *copy = fopen(damaged, "wb");

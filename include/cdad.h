@@ -543,6 +543,22 @@ enum cdad_status cdad_detector_load(const char *path,
                                     struct cdad_detector **out);
 
 /**
+ * Changes an inference-only key of a detector (`start_step`, `ddim_steps`,
+ * `map_seeds`, `map_sigma`), trained or not; the value is saved with the model. Any
+ * other key, a wrong type or a value out of range is refused and changes nothing.
+ */
+enum cdad_status cdad_detector_set_inference_int(const struct cdad_detector *detector,
+                                                 const char *key,
+                                                 int64_t value);
+
+/**
+ * Like `cdad_detector_set_inference_int`, for a float key (`map_sigma`).
+ */
+enum cdad_status cdad_detector_set_inference_float(const struct cdad_detector *detector,
+                                                   const char *key,
+                                                   double value);
+
+/**
  * Stores the number of tasks in `*count` and, in `*trained` (nullable), how many of
  * them are trained.
  */

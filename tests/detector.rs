@@ -36,6 +36,24 @@ fn tiny_detector() -> Detector {
     Detector::new(config).unwrap()
 }
 
+/// A benchmark folder, and a tiny detector with its gear class added as task `id`.
+fn with_gear_task() -> (tempfile::TempDir, Detector, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    benchmark(dir.path());
+    let mut detector = tiny_detector();
+    let id = detector
+        .add_task(task(dir.path(), "base", &["gear"]))
+        .unwrap();
+    (dir, detector, id)
+}
+
+/// A benchmark folder and a tiny detector trained on its gear class.
+fn trained_on_gear() -> (tempfile::TempDir, Detector) {
+    let (dir, mut detector, id) = with_gear_task();
+    detector.train_task(id, |_, _| true).unwrap();
+    (dir, detector)
+}
+
 fn gray(side: usize, value: f32) -> RgbImage {
     RgbImage::from_planar(side, side, vec![value; 3 * side * side]).unwrap()
 }
@@ -94,12 +112,7 @@ fn train_infer_save_load_round_trip_is_bit_identical() {
 
 #[test]
 fn cancelled_training_changes_nothing_and_the_task_can_be_trained_later() {
-    let dir = tempfile::tempdir().unwrap();
-    benchmark(dir.path());
-    let mut detector = tiny_detector();
-    let id = detector
-        .add_task(task(dir.path(), "base", &["gear"]))
-        .unwrap();
+    let (dir, mut detector, id) = with_gear_task();
     let path_before = dir.path().join("before.cdad");
     detector.save(&path_before).unwrap();
     let mut calls = 0;
@@ -167,13 +180,7 @@ fn bad_calls_are_refused_with_the_reason() {
 
 #[test]
 fn damaged_model_files_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    benchmark(dir.path());
-    let mut detector = tiny_detector();
-    let id = detector
-        .add_task(task(dir.path(), "base", &["gear"]))
-        .unwrap();
-    detector.train_task(id, |_, _| true).unwrap();
+    let (dir, detector) = trained_on_gear();
     let path = dir.path().join("model.cdad");
     detector.save(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
@@ -203,4 +210,52 @@ fn damaged_model_files_are_refused() {
     assert!(detector
         .save(&dir.path().join("no/such/dir/model.cdad"))
         .is_err());
+}
+
+#[test]
+fn inference_keys_change_on_a_trained_detector_and_are_saved() {
+    use cdad::config::value::Value;
+    let (dir, mut detector) = trained_on_gear();
+    let image = gray(32, 0.4);
+    let one_seed = detector.infer(&image).unwrap();
+
+    let err = detector
+        .set_inference_key("train_steps", Value::Int(5))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("'train_steps' cannot change"),
+        "{err}"
+    );
+    let err = detector
+        .set_inference_key("map_seeds", Value::Int(0))
+        .unwrap_err();
+    assert!(matches!(err, Error::OutOfRange { .. }), "{err}");
+    assert_eq!(
+        detector.infer(&image).unwrap(),
+        one_seed,
+        "a refused change changes nothing"
+    );
+
+    // The first of three seeds is the single-seed draw; the average of three differs.
+    detector
+        .set_inference_key("map_seeds", Value::Int(3))
+        .unwrap();
+    let three_seeds = detector.infer(&image).unwrap();
+    assert_ne!(three_seeds.values, one_seed.values);
+    assert_eq!(detector.config().map_seeds, 3);
+
+    let path = dir.path().join("model.cdad");
+    detector.save(&path).unwrap();
+    let loaded = Detector::load(&path, None).unwrap();
+    assert_eq!(loaded.config().map_seeds, 3);
+    assert_eq!(loaded.infer(&image).unwrap(), three_seeds);
+
+    detector
+        .set_inference_key("map_seeds", Value::Int(1))
+        .unwrap();
+    assert_eq!(detector.infer(&image).unwrap(), one_seed);
+    detector
+        .set_inference_key("start_step", Value::Int(400))
+        .unwrap();
+    assert_ne!(detector.infer(&image).unwrap().values, one_seed.values);
 }

@@ -124,6 +124,10 @@ config_schema! {
     start_step: usize = Rule::Int { min: 1, max: 9_999 };
     /// DDIM steps from the start level down to 0.
     ddim_steps: usize = Rule::Int { min: 1, max: 1000 };
+    /// Reconstructions per image, each from its own noise, whose raw maps are averaged
+    /// before smoothing (fewer false positives from one unlucky draw, at that many times
+    /// the inference cost).
+    map_seeds: usize = Rule::Int { min: 1, max: 32 };
     /// Gaussian smoothing of the anomaly map, in pixels at a 256-pixel image side.
     map_sigma: f64 = Rule::Float { min: 0.0, max: 64.0 };
     /// Backbone feature maps compared by the scorer when the codec has a decoder:
@@ -222,6 +226,10 @@ impl Config {
             }),
         }
     }
+
+    /// The keys that only change inference, which a trained detector may change.
+    pub const INFERENCE_KEYS: &'static [&'static str] =
+        &["start_step", "ddim_steps", "map_seeds", "map_sigma"];
 
     /// Checks the rules that involve several keys (each key's own range is checked when
     /// it is set). A detector is only built from a configuration that passes.

@@ -52,6 +52,7 @@ impl Preset {
             grad_clip: 1.0,
             start_step: 999,
             ddim_steps: 10,
+            map_seeds: 1,
             map_sigma: 5.0,
             score_layers: vec![1, 2, 3],
             decomposition: Decomposition::Isvd,

@@ -133,6 +133,29 @@ impl Detector {
         &self.config
     }
 
+    /// Changes a key that only affects inference ([`Config::INFERENCE_KEYS`]: the start
+    /// level, the DDIM steps, the seeds averaged per map, the smoothing), on a trained
+    /// or untrained detector; the value is saved with the model. Any other key is
+    /// refused because the model was built and trained with it.
+    pub fn set_inference_key(
+        &mut self,
+        key: &str,
+        value: crate::config::value::Value,
+    ) -> Result<()> {
+        if !Config::INFERENCE_KEYS.contains(&key) {
+            return Err(Error::invalid(format!(
+                "'{key}' cannot change once the detector exists; keys that can: {}",
+                Config::INFERENCE_KEYS.join(", ")
+            )));
+        }
+        let mut config = self.config.clone();
+        config.set(key, value)?;
+        config.validate()?;
+        self.scorer = Scorer::new(self.built.scorer_backbone.clone(), &config);
+        self.config = config;
+        Ok(())
+    }
+
     /// Every task, in the order they were added.
     pub fn tasks(&self) -> &[TaskRecord] {
         &self.tasks

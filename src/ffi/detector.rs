@@ -11,6 +11,7 @@ use super::handles::{borrow, free, hand_out, impl_handle, text_arg, write_out};
 use super::image::{cdad_image, rgb_image};
 use super::status::cdad_status;
 use super::task::cdad_task;
+use crate::config::value::Value;
 use crate::detector::{AnomalyMap, Detector};
 use crate::error::Error;
 use std::ffi::{c_char, c_void, CString};
@@ -273,6 +274,42 @@ pub extern "C" fn cdad_detector_load(
             cdad_detector::new(RwLock::new(Detector::load(Path::new(path), device)?)),
         )
     })
+}
+
+/// Changes an inference-only key of a detector (`start_step`, `ddim_steps`,
+/// `map_seeds`, `map_sigma`), trained or not; the value is saved with the model. Any
+/// other key, a wrong type or a value out of range is refused and changes nothing.
+#[no_mangle]
+pub extern "C" fn cdad_detector_set_inference_int(
+    detector: *const cdad_detector,
+    key: *const c_char,
+    value: i64,
+) -> cdad_status {
+    call("cdad_detector_set_inference_int", || {
+        set_inference(detector, key, Value::Int(value))
+    })
+}
+
+/// Like `cdad_detector_set_inference_int`, for a float key (`map_sigma`).
+#[no_mangle]
+pub extern "C" fn cdad_detector_set_inference_float(
+    detector: *const cdad_detector,
+    key: *const c_char,
+    value: f64,
+) -> cdad_status {
+    call("cdad_detector_set_inference_float", || {
+        set_inference(detector, key, Value::Float(value))
+    })
+}
+
+fn set_inference(
+    detector: *const cdad_detector,
+    key: *const c_char,
+    value: Value,
+) -> Result<(), FfiError> {
+    let detector = borrow(detector, "detector")?;
+    let key = text_arg(key, "key")?;
+    Ok(write(detector, "another call")?.set_inference_key(key, value)?)
 }
 
 /// Stores the number of tasks in `*count` and, in `*trained` (nullable), how many of

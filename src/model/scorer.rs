@@ -21,6 +21,7 @@ pub struct Scorer {
     sigma_at_256: f64,
     start_step: usize,
     steps: usize,
+    seeds: usize,
     seed: u64,
 }
 
@@ -34,6 +35,7 @@ impl Scorer {
             sigma_at_256: config.map_sigma,
             start_step: config.start_step,
             steps: config.ddim_steps,
+            seeds: config.map_seeds.max(1),
             seed: config.seed,
         }
     }
@@ -42,17 +44,28 @@ impl Scorer {
     /// N x 3 x H x W batch.
     pub fn maps(&self, model: &DiffusionModel, images: &Tensor) -> Result<Tensor> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        let (z0, estimate) = model.reconstruct(images, self.start_step, self.steps, &mut rng);
         let (h, w) = (images.size()[2], images.size()[3]);
-        tch::no_grad(|| {
-            let raw = match (model.codec().decode(&z0), model.codec().decode(&estimate)) {
-                (Some(reference), Some(reconstruction)) => {
-                    self.feature_distance(&reference, &reconstruction, h, w)?
-                }
-                _ => upsample(&channel_distance(&z0, &estimate), h, w),
-            };
-            Ok(gaussian_blur(&raw, self.sigma_at_256 * h as f64 / 256.0).squeeze_dim(1))
-        })
+        let raw_map = |rng: &mut ChaCha8Rng| -> Result<Tensor> {
+            let (z0, estimate) = model.reconstruct(images, self.start_step, self.steps, rng);
+            tch::no_grad(
+                || match (model.codec().decode(&z0), model.codec().decode(&estimate)) {
+                    (Some(reference), Some(reconstruction)) => {
+                        self.feature_distance(&reference, &reconstruction, h, w)
+                    }
+                    _ => Ok(upsample(&channel_distance(&z0, &estimate), h, w)),
+                },
+            )
+        };
+        let mut raw = raw_map(&mut rng)?;
+        if self.seeds > 1 {
+            for _ in 1..self.seeds {
+                raw += raw_map(&mut rng)?;
+            }
+            raw /= self.seeds as f64;
+        }
+        Ok(tch::no_grad(|| {
+            gaussian_blur(&raw, self.sigma_at_256 * h as f64 / 256.0).squeeze_dim(1)
+        }))
     }
 
     fn feature_distance(&self, a: &Tensor, b: &Tensor, h: i64, w: i64) -> Result<Tensor> {

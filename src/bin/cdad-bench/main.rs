@@ -61,6 +61,9 @@ enum Command {
         /// Training steps per class (default: the preset's).
         #[arg(long)]
         steps: Option<usize>,
+        /// Inference settings evaluated on each trained detector, START_STEPxSEEDS.
+        #[arg(long, value_delimiter = ',', default_value = "999x1")]
+        inference: Vec<single_task::Inference>,
     },
     /// A continual setting with CDAD, fine-tuning and joint training (compact preset).
     Protocol {
@@ -142,14 +145,20 @@ fn run(command: Command) -> cdad::Result<()> {
             classes,
             variants,
             steps,
+            inference,
         } => {
             print_header(&format!(
-                "cdad-bench single-task --root {} --classes {} --variants {} {}",
+                "cdad-bench single-task --root {} --classes {} --variants {} --inference {} {}",
                 root.display(),
                 classes.join(","),
                 variants
                     .iter()
                     .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                inference
+                    .iter()
+                    .map(|i| format!("{i}"))
                     .collect::<Vec<_>>()
                     .join(","),
                 steps.map_or(String::new(), |s| format!("--steps {s}"))
@@ -162,7 +171,7 @@ fn run(command: Command) -> cdad::Result<()> {
             } else {
                 classes
             };
-            single_task::run(&root, &classes, &variants, steps)
+            single_task::run(&root, &classes, &variants, steps, &inference)
         }
         Command::Protocol {
             root,
