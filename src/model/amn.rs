@@ -192,9 +192,9 @@ impl Amn {
                 config.width, config.heads
             )));
         }
-        if config.mask_size < 1 || config.mask_size % 2 == 0 {
+        if config.mask_size < 0 || (config.mask_size != 0 && config.mask_size % 2 == 0) {
             return Err(Error::invalid(format!(
-                "AMN mask size {} must be odd",
+                "AMN mask size {} must be odd, or 0 to switch the mask off",
                 config.mask_size
             )));
         }
@@ -394,6 +394,21 @@ mod tests {
                 .any(|k| k.starts_with("stem.") && k.ends_with("bias")),
             "stem must be bias-free"
         );
+    }
+
+    #[test]
+    fn mask_size_zero_switches_the_mask_off_and_even_sizes_are_refused() {
+        let vs = VarStore::new(Device::Cpu);
+        let amn = Amn::new(vs.root(), &config(1, 0)).unwrap();
+        let (_, weights) = amn.forward_with_attention(
+            &Tensor::randn([1, 3, 4, 4], (Kind::Float, Device::Cpu)),
+            false,
+        );
+        // Without the mask every token gives itself a positive attention weight.
+        let own = weights[0].get(0).get(0).diagonal(0, 0, 1);
+        assert!(own.min().double_value(&[]) > 0.0);
+        let err = Amn::new(vs.root() / "even", &config(1, 2)).err().unwrap();
+        assert!(err.to_string().contains("must be odd, or 0"), "{err}");
     }
 
     #[test]
