@@ -227,6 +227,15 @@ impl Config {
         }
     }
 
+    /// How many backbone feature maps the scorer reads: the deepest of `score_layers`,
+    /// plus one.
+    pub fn score_map_count(&self) -> usize {
+        self.score_layers
+            .iter()
+            .max()
+            .map_or(1, |&deepest| deepest + 1)
+    }
+
     /// The keys that only change inference, which a trained detector may change.
     pub const INFERENCE_KEYS: &'static [&'static str] =
         &["start_step", "ddim_steps", "map_seeds", "map_sigma"];

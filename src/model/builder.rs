@@ -105,7 +105,7 @@ fn scorer_backbone(
             TorchScriptBackbone::from_bytes(bytes, &path.display().to_string(), device)?
         }
     };
-    let needed = config.score_layers.iter().max().map_or(1, |&m| m + 1);
+    let needed = config.score_map_count();
     let side = config.image_size as i64;
     let probe = Tensor::zeros([1, 3, side, side], (Kind::Float, device));
     let maps = module.feature_maps(&probe, needed)?;

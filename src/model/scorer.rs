@@ -18,6 +18,7 @@ use tch::{Kind, Tensor};
 pub struct Scorer {
     backbone: Arc<dyn FeatureBackbone>,
     stages: Vec<usize>,
+    map_count: usize,
     sigma_at_256: f64,
     start_step: usize,
     steps: usize,
@@ -32,6 +33,7 @@ impl Scorer {
         Scorer {
             backbone,
             stages: config.score_layers.clone(),
+            map_count: config.score_map_count(),
             sigma_at_256: config.map_sigma,
             start_step: config.start_step,
             steps: config.ddim_steps,
@@ -69,10 +71,9 @@ impl Scorer {
     }
 
     fn feature_distance(&self, a: &Tensor, b: &Tensor, h: i64, w: i64) -> Result<Tensor> {
-        let count = self.stages.iter().max().map_or(1, |&deepest| deepest + 1);
         let (fa, fb) = (
-            self.backbone.feature_maps(a, count)?,
-            self.backbone.feature_maps(b, count)?,
+            self.backbone.feature_maps(a, self.map_count)?,
+            self.backbone.feature_maps(b, self.map_count)?,
         );
         Ok(self
             .stages

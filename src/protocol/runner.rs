@@ -28,6 +28,38 @@ pub enum Method {
     Joint,
 }
 
+impl Method {
+    /// Every method.
+    pub const ALL: [Method; 3] = [Method::Cdad, Method::Finetune, Method::Joint];
+
+    /// The method's name, as reports and command lines spell it: `cdad`, `finetune` or
+    /// `joint`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cdad => "cdad",
+            Method::Finetune => "finetune",
+            Method::Joint => "joint",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                Error::invalid(format!(
+                    "unknown method '{name}'; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
 /// The metric names, in report order.
 pub const METRICS: [&str; 6] = [
     "image_auroc",
@@ -169,11 +201,7 @@ impl ProtocolResult {
     /// The result as Markdown: A and FM per metric (in percent, the paper's format),
     /// the A_{b,i} matrices of image and pixel AUROC, and the final per-class values.
     pub fn to_markdown(&self) -> String {
-        let mut out = format!(
-            "### {} on setting {}\n\n",
-            format!("{:?}", self.method).to_lowercase(),
-            self.setting
-        );
+        let mut out = format!("### {} on setting {}\n\n", self.method.name(), self.setting);
         out += "| metric | A | FM |\n|---|---|---|\n";
         for name in METRICS {
             out += &format!(
@@ -229,6 +257,18 @@ mod tests {
             pixel_aupr: v,
             au_pro: v,
         }
+    }
+
+    #[test]
+    fn method_names_round_trip_and_unknown_names_are_refused() {
+        for method in Method::ALL {
+            assert_eq!(method.name().parse::<Method>().unwrap(), method);
+        }
+        let err = "Joint".parse::<Method>().unwrap_err().to_string();
+        assert!(
+            err.contains("expected one of cdad, finetune, joint"),
+            "{err}"
+        );
     }
 
     #[test]

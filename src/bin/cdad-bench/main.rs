@@ -74,8 +74,7 @@ enum Command {
         #[arg(long)]
         setting: String,
         /// Methods to run, in order.
-        #[arg(long, value_delimiter = ',', default_value = "cdad,finetune,joint",
-              value_parser = protocol::parse_method)]
+        #[arg(long, value_delimiter = ',', default_value = "cdad,finetune,joint")]
         methods: Vec<cdad::protocol::Method>,
         /// Training steps per task (default: the preset's).
         #[arg(long)]
@@ -151,16 +150,8 @@ fn run(command: Command) -> cdad::Result<()> {
                 "cdad-bench single-task --root {} --classes {} --variants {} --inference {} {}",
                 root.display(),
                 classes.join(","),
-                variants
-                    .iter()
-                    .map(|v| format!("{v:?}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                inference
-                    .iter()
-                    .map(|i| format!("{i}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                comma_list(variants.iter().map(|v| format!("{v:?}"))),
+                comma_list(inference.iter().map(|i| i.to_string())),
                 steps.map_or(String::new(), |s| format!("--steps {s}"))
             ));
             ensure_benchmark(&root)?;
@@ -183,11 +174,7 @@ fn run(command: Command) -> cdad::Result<()> {
             print_header(&format!(
                 "cdad-bench protocol --root {} --setting {setting} --methods {} {}",
                 root.display(),
-                methods
-                    .iter()
-                    .map(|m| format!("{m:?}").to_lowercase())
-                    .collect::<Vec<_>>()
-                    .join(","),
+                comma_list(methods.iter().map(|m| m.name().to_string())),
                 steps.map_or(String::new(), |s| format!("--steps {s}"))
             ));
             ensure_benchmark(&root)?;
@@ -208,6 +195,11 @@ fn run(command: Command) -> cdad::Result<()> {
             decompositions::run(&root, &class, steps, every, block)
         }
     }
+}
+
+/// Items joined by commas, as the command line takes them.
+fn comma_list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(",")
 }
 
 /// Writes the built-in benchmark (default size) to `root` when the folder does not exist.

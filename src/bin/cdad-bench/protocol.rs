@@ -7,18 +7,6 @@ use cdad::protocol::{run_protocol, Method, ProtocolResult, Setting};
 use std::path::Path;
 use std::time::Instant;
 
-/// Parses a method name as the command line spells it.
-pub fn parse_method(name: &str) -> std::result::Result<Method, String> {
-    match name {
-        "cdad" => Ok(Method::Cdad),
-        "finetune" => Ok(Method::Finetune),
-        "joint" => Ok(Method::Joint),
-        other => Err(format!(
-            "unknown method '{other}'; expected cdad, finetune or joint"
-        )),
-    }
-}
-
 /// Runs `setting` with each method (compact preset, `steps` per task when given) and
 /// prints the summary table and the reports; writes `<method>.json` into `out` if given.
 pub fn run(
@@ -48,7 +36,7 @@ pub fn run(
             true
         })?;
         if let Some(out) = out {
-            let path = out.join(format!("{}.json", format!("{method:?}").to_lowercase()));
+            let path = out.join(format!("{}.json", method.name()));
             let json = serde_json::to_string_pretty(&result.to_json())
                 .map_err(|e| Error::invalid(format!("report JSON: {e}")))?;
             std::fs::create_dir_all(out)

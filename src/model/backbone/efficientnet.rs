@@ -190,8 +190,9 @@ pub struct EfficientNetLite0 {
     conv_head: SameConv,
     bn1: nn::BatchNorm,
     fc: nn::Linear,
-    /// ImageNet channel statistics (1 x 3 x 1 x 1), made once: a tensor built from host
-    /// data inside forward would not survive tracing into TorchScript.
+    /// ImageNet channel statistics (1 x 3 x 1 x 1) on the network's device, made once:
+    /// a tensor built from host data inside forward would not survive tracing into
+    /// TorchScript.
     imagenet_std: Tensor,
     imagenet_mean: Tensor,
 }
@@ -232,8 +233,12 @@ impl EfficientNetLite0 {
             conv_head: SameConv::new(&vs / "_conv_head", (channels, 1280), 1, 1, 1),
             bn1: batch_norm(&vs / "_bn1", 1280),
             fc: nn::linear(&vs / "_fc", 1280, 1000, Default::default()),
-            imagenet_std: Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]),
-            imagenet_mean: Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]),
+            imagenet_std: Tensor::from_slice(&IMAGENET_STD)
+                .view([1, 3, 1, 1])
+                .to_device(vs.device()),
+            imagenet_mean: Tensor::from_slice(&IMAGENET_MEAN)
+                .view([1, 3, 1, 1])
+                .to_device(vs.device()),
         }
     }
 
