@@ -227,6 +227,30 @@ impl Config {
         }
     }
 
+    /// Sets `key` from its text form (`0.97`, `true`, `3,4`, `features`), parsed by the
+    /// key's type; the same checks as [`Config::set`] apply.
+    pub fn set_text(&mut self, key: &str, text: &str) -> Result<()> {
+        let spec = KeySpec::find(key)?;
+        let text = text.trim();
+        let value = match spec.rule {
+            Rule::Int { .. } => text.parse().ok().map(Value::Int),
+            Rule::Float { .. } => text.parse().ok().map(Value::Float),
+            Rule::Bool => text.parse().ok().map(Value::Bool),
+            Rule::Choice(_) | Rule::Device | Rule::Path => Some(Value::Text(text.to_string())),
+            Rule::IntList { .. } => text
+                .split(',')
+                .map(|item| item.trim().parse().ok())
+                .collect::<Option<Vec<i64>>>()
+                .map(Value::IntList),
+        };
+        let value = value.ok_or_else(|| Error::WrongType {
+            key: key.to_string(),
+            expected: spec.rule.type_name(),
+            given: "text that does not parse as one",
+        })?;
+        self.set(key, value)
+    }
+
     /// How many backbone feature maps the scorer reads: the deepest of `score_layers`,
     /// plus one.
     pub fn score_map_count(&self) -> usize {
@@ -432,6 +456,28 @@ mod tests {
         assert_eq!(c.device, DeviceChoice::Cuda(1));
         assert_eq!(c.get("device").unwrap(), Value::Text("cuda:1".into()));
         assert_eq!(c.unet_channel_mult, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn text_values_parse_by_the_key_type() {
+        let mut c = Config::default();
+        c.set_text("energy_first", "0.97").unwrap();
+        c.set_text("train_steps", " 600 ").unwrap();
+        c.set_text("projection", "false").unwrap();
+        c.set_text("score_layers", "2, 3").unwrap();
+        c.set_text("codec", "pixel").unwrap();
+        assert_eq!(c.energy_first, 0.97);
+        assert_eq!((c.train_steps, c.projection), (600, false));
+        assert_eq!(c.score_layers, vec![2, 3]);
+        assert_eq!(c.codec, Codec::Pixel);
+        let before = c.clone();
+        for (key, text) in [("train_steps", "many"), ("projection", "1"), ("score_layers", "2,x")] {
+            let err = c.set_text(key, text).unwrap_err();
+            assert!(matches!(err, Error::WrongType { .. }), "{key}={text}: {err}");
+        }
+        assert!(matches!(c.set_text("energy_first", "2.0"), Err(Error::OutOfRange { .. })));
+        assert!(matches!(c.set_text("no_such_key", "1"), Err(Error::UnknownKey { .. })));
+        assert_eq!(c, before);
     }
 
     #[test]

@@ -59,6 +59,11 @@ impl GradientProjector {
                 }
             };
             memory.merge(basis, energy)?;
+            log::debug!(
+                "projection memory {name}: {} of {} dimensions (energy {energy})",
+                memory.rank(),
+                memory.dim()
+            );
             self.on_device
                 .insert(name.clone(), to_tensor(memory, device)?);
         }

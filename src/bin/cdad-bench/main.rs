@@ -79,6 +79,9 @@ enum Command {
         /// Training steps per task (default: the preset's).
         #[arg(long)]
         steps: Option<usize>,
+        /// Configuration overrides on top of the compact preset, KEY=VALUE (repeatable).
+        #[arg(long = "set")]
+        overrides: Vec<String>,
         /// Folder for one JSON report per method.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -104,6 +107,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    cdad::logging::init();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -169,16 +173,29 @@ fn run(command: Command) -> cdad::Result<()> {
             setting,
             methods,
             steps,
+            overrides,
             out,
         } => {
             print_header(&format!(
-                "cdad-bench protocol --root {} --setting {setting} --methods {} {}",
+                "cdad-bench protocol --root {} --setting {setting} --methods {} {}{}",
                 root.display(),
                 comma_list(methods.iter().map(|m| m.name().to_string())),
-                steps.map_or(String::new(), |s| format!("--steps {s}"))
+                steps.map_or(String::new(), |s| format!("--steps {s}")),
+                overrides.iter().map(|o| format!(" --set {o}")).collect::<String>()
             ));
+            let mut config = Preset::Compact.config();
+            if let Some(steps) = steps {
+                config.train_steps = steps;
+            }
+            for item in &overrides {
+                let (key, value) = item.split_once('=').ok_or_else(|| {
+                    cdad::Error::invalid(format!("--set takes KEY=VALUE, not '{item}'"))
+                })?;
+                config.set_text(key.trim(), value)?;
+            }
+            config.validate()?;
             ensure_benchmark(&root)?;
-            protocol::run(&root, &setting, &methods, steps, out.as_deref())
+            protocol::run(&root, &setting, &methods, &config, out.as_deref())
         }
         Command::Decompositions {
             root,

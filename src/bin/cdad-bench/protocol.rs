@@ -1,31 +1,27 @@
 //! Continual settings (`3x5`, `10-1x5`, ...) run with CDAD, fine-tuning and joint
 //! training on one dataset: a summary row per method, then each method's full report.
 
-use cdad::config::Preset;
+use cdad::config::Config;
 use cdad::error::{Error, Result};
 use cdad::protocol::{run_protocol, Method, ProtocolResult, Setting};
 use std::path::Path;
 use std::time::Instant;
 
-/// Runs `setting` with each method (compact preset, `steps` per task when given) and
-/// prints the summary table and the reports; writes `<method>.json` into `out` if given.
+/// Runs `setting` with each method under `config` and prints the summary table and the
+/// reports; writes `<method>.json` into `out` if given.
 pub fn run(
     root: &Path,
     setting: &str,
     methods: &[Method],
-    steps: Option<usize>,
+    config: &Config,
     out: Option<&Path>,
 ) -> Result<()> {
     let setting = Setting::parse(setting)?;
-    let mut config = Preset::Compact.config();
-    if let Some(steps) = steps {
-        config.train_steps = steps;
-    }
     let mut results: Vec<(ProtocolResult, f64)> = Vec::new();
     for &method in methods {
         let start = Instant::now();
         let mut last_stage = String::new();
-        let (result, _) = run_protocol(&config, root, &setting, method, |_, stage| {
+        let (result, _) = run_protocol(config, root, &setting, method, |_, stage| {
             if stage != last_stage {
                 eprintln!(
                     "[{:>6.0} s] {method:?} {stage}",
