@@ -97,7 +97,7 @@ impl Preset {
                 // 0.97 + 0.003 per task the first task's basis already covers that
                 // share and each later task added almost nothing, so it was forgotten
                 // (docs/benchmarks.md: FM image AUROC 5.99 -> -1.09 on setting 3x5).
-                energy_base: 0.999,
+                energy_base: common.energy_first,
                 energy_increment: 0.0,
                 decomposition: Decomposition::Gram,
                 ..common
