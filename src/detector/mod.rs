@@ -17,10 +17,10 @@ use crate::image::RgbImage;
 use crate::model::builder::{build_model, BuiltModel, WeightSource, SCORER_MODULE_KEY};
 use crate::model::diffusion::image_batch;
 use crate::model::scorer::{image_scores, Scorer};
-use crate::model::training::{trainable_parameters, Trainer};
+use crate::model::training::{projected_layers, Trainer};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use tch::{Kind, Tensor};
 use training_data::PreparedTask;
@@ -300,11 +300,7 @@ impl Detector {
         prepared: &PreparedTask,
         progress: &mut impl FnMut(f64, &str) -> bool,
     ) -> Result<()> {
-        let layers: BTreeSet<String> = trainable_parameters(&self.built.vs, false)
-            .into_iter()
-            .filter(|(_, t)| t.dim() >= 2)
-            .map(|(name, _)| name)
-            .collect();
+        let layers = projected_layers(&self.built.vs);
         let images: Vec<&RgbImage> = prepared.images().collect();
         let (bases, report) =
             collect_representation(&self.built.model, &images, &layers, &self.config, |f| {

@@ -2,8 +2,9 @@
 //! with probability p, else clean), compute the losses, back-propagate, clip, guard
 //! against non-finite values and apply AdamW to the parameters that train in this
 //! phase. Which parameters train: everything in the first task; afterwards only the
-//! AMN and the UNet's convolution and linear weights (biases, normalisation layers and
-//! the timestep-embedding MLP cannot be protected by projection, so they are frozen).
+//! convolution and linear weights of the AMN and the UNet (biases, normalisation layers
+//! and the timestep-embedding MLP cannot be protected by projection, so they are
+//! frozen).
 
 use super::diffusion::{image_batch, DiffusionModel};
 use super::optimizer::{AdamW, AdamWConfig};
@@ -13,13 +14,16 @@ use crate::error::{Error, Result};
 use crate::image::RgbImage;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
 use tch::nn::VarStore;
 use tch::Tensor;
 
 /// Whether a variable trains in tasks after the first.
 pub fn trains_after_first_task(name: &str, tensor: &Tensor) -> bool {
-    name.starts_with("amn.")
-        || (name.starts_with("unet.") && !name.starts_with("unet.time_embed") && tensor.dim() >= 2)
+    let projectable = tensor.dim() >= 2;
+    projectable
+        && (name.starts_with("amn.")
+            || (name.starts_with("unet.") && !name.starts_with("unet.time_embed")))
 }
 
 /// The variables under `unet.` and `amn.` that train in this phase, sorted by name.
@@ -32,6 +36,15 @@ pub fn trainable_parameters(vs: &VarStore, first_task: bool) -> Vec<(String, Ten
         .collect();
     parameters.sort_by(|a, b| a.0.cmp(&b.0));
     parameters
+}
+
+/// The names of the layers whose inputs the projection memory protects: every weight
+/// matrix that trains after the first task.
+pub fn projected_layers(vs: &VarStore) -> BTreeSet<String> {
+    trainable_parameters(vs, false)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// One good training image and the images its NSA patches may be cut from.
@@ -178,19 +191,20 @@ mod tests {
         let later = trainable_parameters(&vs, false);
         assert!(later.len() < all.len());
         for (name, tensor) in &later {
-            assert!(name.starts_with("amn.") || tensor.dim() >= 2, "{name}");
+            assert!(tensor.dim() >= 2, "{name} is not a weight matrix");
             assert!(!name.starts_with("unet.time_embed"), "{name}");
         }
         assert!(all.iter().any(|(n, _)| n.starts_with("unet.time_embed")));
-        assert!(all
-            .iter()
-            .any(|(n, t)| n.starts_with("unet.") && t.dim() == 1));
-        assert!(
-            later
-                .iter()
-                .any(|(n, t)| n.starts_with("amn.") && t.dim() == 1),
-            "AMN biases keep training"
-        );
+        for prefix in ["unet.", "amn."] {
+            assert!(
+                all.iter().any(|(n, t)| n.starts_with(prefix) && t.dim() == 1),
+                "the first task trains the biases and norms under {prefix}"
+            );
+            assert!(
+                later.iter().any(|(n, _)| n.starts_with(prefix)),
+                "later tasks train weights under {prefix}"
+            );
+        }
     }
 
     #[test]

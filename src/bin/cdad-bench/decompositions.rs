@@ -11,10 +11,10 @@ use cdad::error::Result;
 use cdad::image::RgbImage;
 use cdad::model::builder::{build_model, BuiltModel, WeightSource};
 use cdad::model::diffusion::image_batch;
-use cdad::model::training::{trainable_parameters, Trainer, TrainingSample};
+use cdad::model::training::{projected_layers, Trainer, TrainingSample};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,11 +32,7 @@ pub fn run(root: &Path, class: &str, steps: usize, every: usize, block: usize) -
         .map(|p| Ok(resize_image(&load_image(p)?, config.image_size)))
         .collect::<Result<Vec<RgbImage>>>()?;
     let built = train(&config, &images)?;
-    let layers: BTreeSet<String> = trainable_parameters(&built.vs, false)
-        .into_iter()
-        .filter(|(_, t)| t.dim() >= 2)
-        .map(|(name, _)| name)
-        .collect();
+    let layers = projected_layers(&built.vs);
     let refs: Vec<&RgbImage> = images.iter().collect();
 
     let sample: Vec<&RgbImage> = refs.iter().step_by(every).copied().collect();
