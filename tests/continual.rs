@@ -1,7 +1,8 @@
 //! Gradient projection end to end on the tiny preset: after a second task is trained,
 //! every projected layer responds to inputs in the first task's input space exactly as
-//! before (the update is projected after AdamW's scaling and weight decay), while
-//! training the same task without projection changes those responses. The memories
+//! before (the update is projected after AdamW's scaling and weight decay, and with
+//! `project_gradients` the gradient before the moments as well), while training the
+//! same task without projection changes those responses. The memories
 //! survive a save and load.
 
 use cdad::config::{Config, Decomposition, Preset};
@@ -18,10 +19,11 @@ fn task(root: &Path, name: &str, class: &str) -> TaskData {
     task
 }
 
-fn config(projection: bool) -> Config {
+fn config(projection: bool, project_gradients: bool) -> Config {
     let mut config = Preset::Tiny.config();
     config.train_steps = 8;
     config.projection = projection;
+    config.project_gradients = project_gradients;
     config.decomposition = Decomposition::Gram;
     config.representation_every = 2;
     config
@@ -71,9 +73,10 @@ fn projection_keeps_old_responses_and_fine_tuning_does_not() {
             .collect()
     };
 
-    let mut projected = Detector::new(config(true)).unwrap();
-    let mut finetuned = Detector::new(config(false)).unwrap();
-    for detector in [&mut projected, &mut finetuned] {
+    let mut projected = Detector::new(config(true, false)).unwrap();
+    let mut gradients_projected = Detector::new(config(true, true)).unwrap();
+    let mut finetuned = Detector::new(config(false, false)).unwrap();
+    for detector in [&mut projected, &mut gradients_projected, &mut finetuned] {
         let first = detector
             .add_task(task(dir.path(), "first", "gear"))
             .unwrap();
@@ -92,14 +95,26 @@ fn projection_keeps_old_responses_and_fine_tuning_does_not() {
     let (kept, total) = projected.projection_occupancy();
     assert!(kept > 0 && kept < total, "memory holds {kept} of {total}");
 
+    // The first task trained identically in all three: the flags act from the second.
+    let twin = copy(&gradients_projected);
+    assert!(before.iter().all(|(name, t)| t.equal(&twin[name])));
     projected.train_task(1, |_, _| true).unwrap();
+    gradients_projected.train_task(1, |_, _| true).unwrap();
     finetuned.train_task(1, |_, _| true).unwrap();
     let with_projection = drift(&bases, &before, &copy(&projected));
+    let with_gradients_projected = drift(&bases, &before, &copy(&gradients_projected));
     let without = drift(&bases, &before, &copy(&finetuned));
     assert!(
         with_projection < 1e-4,
         "projected training moved old responses by {with_projection}"
     );
+    assert!(
+        with_gradients_projected < 1e-4,
+        "training with projected gradients moved old responses by {with_gradients_projected}"
+    );
+    // Projecting the gradients too changes which steps are taken.
+    let (a, b) = (copy(&projected), copy(&gradients_projected));
+    assert!(a.iter().any(|(name, t)| !t.equal(&b[name])));
     assert!(
         without > 1e-2,
         "fine-tuning should move old responses (moved {without})"

@@ -114,6 +114,8 @@ config_schema! {
     batch_size: usize = Rule::Int { min: 1, max: 1024 };
     /// AdamW learning rate.
     learning_rate: f64 = Rule::Float { min: 1e-8, max: 1.0 };
+    /// Factor on `learning_rate` for every task after the first.
+    later_learning_rate_scale: f64 = Rule::Float { min: 1e-3, max: 10.0 };
     /// AdamW weight decay.
     weight_decay: f64 = Rule::Float { min: 0.0, max: 1.0 };
     /// Probability that a training image's condition input is patch-perturbed.
@@ -148,6 +150,10 @@ config_schema! {
     energy_increment: f64 = Rule::Float { min: 0.0, max: 0.1 };
     /// Project later tasks' updates away from earlier tasks' subspaces (off = fine-tuning).
     projection: bool = Rule::Bool;
+    /// With projection: also project every gradient before clipping and AdamW's
+    /// moments, so steps keep their full size in the free directions (the final update
+    /// is projected either way, which keeps the guarantee).
+    project_gradients: bool = Rule::Bool;
     /// EfficientNet-Lite0 weights (safetensors) for the `features` codec and the scorer;
     /// empty = the file scripts/setup.sh installs into the source tree's .models/.
     backbone_weights: String = Rule::Path;
@@ -437,6 +443,7 @@ mod tests {
             (999, 10, 1000, Prediction::Eps)
         );
         assert_eq!((c.energy_first, c.isvd_block_images), (0.999, 1));
+        assert_eq!((c.project_gradients, c.later_learning_rate_scale), (false, 1.0));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! AdamW written out step by step (rather than libtorch's), so that every parameter's
-//! final update is visible and can be filtered before it is applied: gradient
-//! projection for continual learning works on that update, which keeps its guarantee
-//! for any optimiser. Also global-norm gradient clipping and a guard that refuses a
-//! step whose gradients are not finite.
+//! gradient and final update are visible and can be filtered: gradient projection for
+//! continual learning filters the gradient (so clipping and the moments describe only
+//! the directions a step may take) and the final update (which keeps its guarantee for
+//! any optimiser). Also global-norm gradient clipping and a guard that refuses a step
+//! whose gradients are not finite.
 
 use crate::error::{Error, Result};
 use tch::{Kind, Tensor};
@@ -78,6 +79,20 @@ impl AdamW {
         for slot in &mut self.slots {
             slot.parameter.zero_grad();
         }
+    }
+
+    /// Replaces every gradient by `filter(name, gradient)`; call it before clipping so
+    /// that the norm and the moments see only what the filter lets through.
+    pub fn filter_gradients(&mut self, filter: &mut impl FnMut(&str, Tensor) -> Tensor) {
+        tch::no_grad(|| {
+            for slot in &self.slots {
+                let mut grad = slot.parameter.grad();
+                if grad.defined() {
+                    let filtered = filter(&slot.name, grad.shallow_clone());
+                    let _ = grad.copy_(&filtered);
+                }
+            }
+        });
     }
 
     /// Global L2 norm of the gradients; an error when it is not finite.
@@ -207,6 +222,38 @@ mod tests {
         quadratic(&parameter).backward();
         optimiser.step(|_, update| update.zeros_like());
         assert!((parameter.double_value(&[0]) - 0.95).abs() < 1e-6);
+    }
+
+    /// Removes the component along (1, 1) / sqrt(2) from a 1 x 2 tensor.
+    fn remove_diagonal(_: &str, t: Tensor) -> Tensor {
+        let along = t.sum(Kind::Float) / 2.0;
+        t - along
+    }
+
+    #[test]
+    fn filtered_gradients_give_adam_steps_of_full_size_in_the_free_direction() {
+        let first_update = |filter_gradients: bool| {
+            let parameter = Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let mut optimiser = AdamW::new(
+                vec![("w".into(), parameter.shallow_clone())],
+                AdamWConfig::new(0.1, 0.0),
+            );
+            optimiser.zero_grad();
+            (&parameter * Tensor::from_slice(&[10f32, 0.0])).sum(Kind::Float).backward();
+            if filter_gradients {
+                optimiser.filter_gradients(&mut remove_diagonal);
+            }
+            optimiser.step(remove_diagonal);
+            Vec::<f32>::try_from(parameter.detach().view([-1])).unwrap()
+        };
+        // The gradient (10, 0) filtered is (5, -5); Adam's first step is lr per
+        // coordinate, already free of the (1, 1) direction.
+        let filtered = first_update(true);
+        assert!((filtered[0] + 0.1).abs() < 1e-6 && (filtered[1] - 0.1).abs() < 1e-6, "{filtered:?}");
+        // Unfiltered, Adam moves only the first coordinate, and filtering that update
+        // halves it: the same constraint, a step half as long.
+        let update_only = first_update(false);
+        assert!((update_only[0] + 0.05).abs() < 1e-6 && (update_only[1] - 0.05).abs() < 1e-6, "{update_only:?}");
     }
 
     #[test]

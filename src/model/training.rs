@@ -62,7 +62,7 @@ pub struct StepReport {
     pub diffusion: f64,
     /// AMN loss.
     pub amn: f64,
-    /// Gradient norm before clipping.
+    /// Gradient norm before clipping (after the filter with `project_gradients`).
     pub gradient_norm: f64,
 }
 
@@ -70,33 +70,42 @@ pub struct StepReport {
 pub struct Trainer {
     optimiser: AdamW,
     grad_clip: f64,
+    filter_gradients: bool,
     perturb_prob: f64,
     nsa: NsaConfig,
 }
 
 impl Trainer {
-    /// A trainer for the parameters `trainable_parameters(vs, first_task)`.
+    /// A trainer for the parameters `trainable_parameters(vs, first_task)`, at the
+    /// learning rate of that phase.
     pub fn new(vs: &VarStore, config: &Config, first_task: bool) -> Self {
+        let learning_rate = if first_task {
+            config.learning_rate
+        } else {
+            config.learning_rate * config.later_learning_rate_scale
+        };
         Trainer {
             optimiser: AdamW::new(
                 trainable_parameters(vs, first_task),
-                AdamWConfig::new(config.learning_rate, config.weight_decay),
+                AdamWConfig::new(learning_rate, config.weight_decay),
             ),
             grad_clip: config.grad_clip,
+            filter_gradients: config.project_gradients,
             perturb_prob: config.perturb_prob,
             nsa: NsaConfig::default(),
         }
     }
 
-    /// One step on a batch; `filter(name, update)` may change each parameter's update
-    /// before it is applied (identity for plain training). A non-finite loss or gradient
-    /// is an error and leaves the weights unchanged.
+    /// One step on a batch; `filter(name, tensor)` may change each parameter's final
+    /// update (before it is applied) and, with `project_gradients`, its gradient too
+    /// (before clipping and the moments); identity for plain training. A non-finite loss or gradient is an error and leaves
+    /// the weights unchanged.
     pub fn step(
         &mut self,
         model: &DiffusionModel,
         batch: &[TrainingSample<'_>],
         rng: &mut ChaCha8Rng,
-        filter: impl FnMut(&str, Tensor) -> Tensor,
+        mut filter: impl FnMut(&str, Tensor) -> Tensor,
     ) -> Result<StepReport> {
         // Perturbed copies where drawn; the clean image itself (no copy) elsewhere.
         let mut perturbed: Vec<Option<RgbImage>> = Vec::with_capacity(batch.len());
@@ -124,6 +133,9 @@ impl Trainer {
         }
         self.optimiser.zero_grad();
         losses.total.backward();
+        if self.filter_gradients {
+            self.optimiser.filter_gradients(&mut filter);
+        }
         let gradient_norm = self.optimiser.clip_gradients(self.grad_clip)?;
         self.optimiser.step(filter);
         Ok(StepReport {
@@ -257,6 +269,65 @@ mod tests {
         assert_eq!(ra, rb);
         assert!(wa.equal(&wb));
         assert!(!wa.equal(&wc));
+    }
+
+    #[test]
+    fn the_filter_sees_each_update_and_with_project_gradients_each_gradient_first() {
+        let calls = |project_gradients: bool| {
+            let (vs, model, mut config) = tiny_model(3);
+            config.project_gradients = project_gradients;
+            let mut trainer = Trainer::new(&vs, &config, false);
+            let data = images(4, 1);
+            let batch = [TrainingSample {
+                image: &data[0],
+                sources: vec![],
+            }];
+            let mut calls: Vec<String> = Vec::new();
+            trainer
+                .step(&model, &batch, &mut ChaCha8Rng::seed_from_u64(0), |name, t| {
+                    calls.push(name.to_string());
+                    t
+                })
+                .unwrap();
+            let names: Vec<String> = trainable_parameters(&vs, false)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            (calls, names)
+        };
+        let (once, names) = calls(false);
+        assert_eq!(once, names);
+        let (twice, names) = calls(true);
+        assert_eq!(twice, names.iter().chain(&names).cloned().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn later_tasks_step_at_the_scaled_learning_rate() {
+        // Adam's first step is proportional to the learning rate, so the weight change
+        // of a later task's first step scales with `later_learning_rate_scale`, and the
+        // first task ignores the factor.
+        let change = |scale: f64, first_task: bool| {
+            let (vs, model, mut config) = tiny_model(4);
+            config.later_learning_rate_scale = scale;
+            let name = "amn.stem.0.weight";
+            let before = vs.variables()[name].copy();
+            let mut trainer = Trainer::new(&vs, &config, first_task);
+            let data = images(4, 2);
+            let batch = [TrainingSample {
+                image: &data[0],
+                sources: vec![&data[1]],
+            }];
+            trainer
+                .step(&model, &batch, &mut ChaCha8Rng::seed_from_u64(2), |_, t| t)
+                .unwrap();
+            &vs.variables()[name] - before
+        };
+        let full = change(1.0, false);
+        let scaled = change(0.25, false);
+        let error = (&scaled - &full * 0.25).abs().max().double_value(&[]);
+        assert!(full.abs().max().double_value(&[]) > 0.0);
+        assert!(error < 1e-7, "scaled step differs by {error}");
+        assert!(change(0.25, true).equal(&change(1.0, true)));
     }
 
     #[test]
