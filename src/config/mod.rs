@@ -443,7 +443,10 @@ mod tests {
             (999, 10, 1000, Prediction::Eps)
         );
         assert_eq!((c.energy_first, c.isvd_block_images), (0.999, 1));
-        assert_eq!((c.project_gradients, c.later_learning_rate_scale), (false, 1.0));
+        assert_eq!(
+            (c.project_gradients, c.later_learning_rate_scale),
+            (false, 1.0)
+        );
     }
 
     #[test]

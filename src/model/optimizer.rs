@@ -233,13 +233,16 @@ mod tests {
     #[test]
     fn filtered_gradients_give_adam_steps_of_full_size_in_the_free_direction() {
         let first_update = |filter_gradients: bool| {
-            let parameter = Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+            let parameter =
+                Tensor::zeros([1, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
             let mut optimiser = AdamW::new(
                 vec![("w".into(), parameter.shallow_clone())],
                 AdamWConfig::new(0.1, 0.0),
             );
             optimiser.zero_grad();
-            (&parameter * Tensor::from_slice(&[10f32, 0.0])).sum(Kind::Float).backward();
+            (&parameter * Tensor::from_slice(&[10f32, 0.0]))
+                .sum(Kind::Float)
+                .backward();
             if filter_gradients {
                 optimiser.filter_gradients(&mut remove_diagonal);
             }
@@ -249,11 +252,17 @@ mod tests {
         // The gradient (10, 0) filtered is (5, -5); Adam's first step is lr per
         // coordinate, already free of the (1, 1) direction.
         let filtered = first_update(true);
-        assert!((filtered[0] + 0.1).abs() < 1e-6 && (filtered[1] - 0.1).abs() < 1e-6, "{filtered:?}");
+        assert!(
+            (filtered[0] + 0.1).abs() < 1e-6 && (filtered[1] - 0.1).abs() < 1e-6,
+            "{filtered:?}"
+        );
         // Unfiltered, Adam moves only the first coordinate, and filtering that update
         // halves it: the same constraint, a step half as long.
         let update_only = first_update(false);
-        assert!((update_only[0] + 0.05).abs() < 1e-6 && (update_only[1] - 0.05).abs() < 1e-6, "{update_only:?}");
+        assert!(
+            (update_only[0] + 0.05).abs() < 1e-6 && (update_only[1] - 0.05).abs() < 1e-6,
+            "{update_only:?}"
+        );
     }
 
     #[test]

@@ -90,16 +90,19 @@ impl Trainer {
                 AdamWConfig::new(learning_rate, config.weight_decay),
             ),
             grad_clip: config.grad_clip,
-            filter_gradients: config.project_gradients,
+            // Only later tasks of a projected run have anything to filter; elsewhere
+            // the gradient pass would copy every gradient onto itself.
+            filter_gradients: config.projection && config.project_gradients && !first_task,
             perturb_prob: config.perturb_prob,
             nsa: NsaConfig::default(),
         }
     }
 
     /// One step on a batch; `filter(name, tensor)` may change each parameter's final
-    /// update (before it is applied) and, with `project_gradients`, its gradient too
-    /// (before clipping and the moments); identity for plain training. A non-finite loss or gradient is an error and leaves
-    /// the weights unchanged.
+    /// update (before it is applied) and, with `project_gradients` in a later task of a
+    /// projected run, its gradient too (before clipping and the moments); identity for
+    /// plain training. A non-finite loss or gradient is an error and leaves the weights
+    /// unchanged.
     pub fn step(
         &mut self,
         model: &DiffusionModel,
@@ -209,7 +212,8 @@ mod tests {
         assert!(all.iter().any(|(n, _)| n.starts_with("unet.time_embed")));
         for prefix in ["unet.", "amn."] {
             assert!(
-                all.iter().any(|(n, t)| n.starts_with(prefix) && t.dim() == 1),
+                all.iter()
+                    .any(|(n, t)| n.starts_with(prefix) && t.dim() == 1),
                 "the first task trains the biases and norms under {prefix}"
             );
             assert!(
@@ -284,10 +288,15 @@ mod tests {
             }];
             let mut calls: Vec<String> = Vec::new();
             trainer
-                .step(&model, &batch, &mut ChaCha8Rng::seed_from_u64(0), |name, t| {
-                    calls.push(name.to_string());
-                    t
-                })
+                .step(
+                    &model,
+                    &batch,
+                    &mut ChaCha8Rng::seed_from_u64(0),
+                    |name, t| {
+                        calls.push(name.to_string());
+                        t
+                    },
+                )
                 .unwrap();
             let names: Vec<String> = trainable_parameters(&vs, false)
                 .into_iter()
@@ -298,7 +307,10 @@ mod tests {
         let (once, names) = calls(false);
         assert_eq!(once, names);
         let (twice, names) = calls(true);
-        assert_eq!(twice, names.iter().chain(&names).cloned().collect::<Vec<_>>());
+        assert_eq!(
+            twice,
+            names.iter().chain(&names).cloned().collect::<Vec<_>>()
+        );
     }
 
     #[test]
