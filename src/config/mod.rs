@@ -142,6 +142,10 @@ config_schema! {
     isvd_block_images: usize = Rule::Int { min: 1, max: 1024 };
     /// Every how many training images one is used for the representation.
     representation_every: usize = Rule::Int { min: 1, max: 1_000_000 };
+    /// Fewest training images in the representation: a task whose every
+    /// `representation_every`-th image gives fewer contributes this many, evenly spread
+    /// (all of them when it has fewer).
+    representation_min_images: usize = Rule::Int { min: 1, max: 1_000_000 };
     /// Energy kept of the first task's representation.
     energy_first: f64 = Rule::Float { min: 0.5, max: 1.0 };
     /// Energy threshold for task 2 in later merges (grows by `energy_increment` per task).

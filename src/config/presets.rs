@@ -59,6 +59,7 @@ impl Preset {
             decomposition: Decomposition::Isvd,
             isvd_block_images: 1,
             representation_every: 10,
+            representation_min_images: 1,
             energy_first: 0.999,
             energy_base: 0.97,
             energy_increment: 0.003,

@@ -53,7 +53,19 @@ fn to_array(columns: &Tensor) -> Result<Array2<f32>> {
         .map_err(|e| Error::invalid(format!("representation shape: {e}")))
 }
 
-/// Runs the inference trajectory over every `config.representation_every`-th image,
+/// Indexes of the images that go into the representation: every `every`-th one, or
+/// `min_images` evenly spread when that gives fewer (all of them when there are fewer).
+fn representation_sample(count: usize, every: usize, min_images: usize) -> Vec<usize> {
+    let strided = count.div_ceil(every.max(1));
+    let wanted = min_images.min(count);
+    if strided >= wanted {
+        (0..count).step_by(every.max(1)).collect()
+    } else {
+        (0..wanted).map(|i| i * count / wanted).collect()
+    }
+}
+
+/// Runs the inference trajectory over the images [`representation_sample`] picks,
 /// `config.isvd_block_images` images per block, recording the layers named in `layers`,
 /// and returns each layer's basis (energy `config.energy_first`). `progress(fraction)`
 /// returns false to cancel (`Err(Error::Cancelled)`).
@@ -64,11 +76,14 @@ pub fn collect_representation(
     config: &Config,
     mut progress: impl FnMut(f64) -> bool,
 ) -> Result<(BTreeMap<String, Basis>, CollectionReport)> {
-    let sample: Vec<&RgbImage> = images
-        .iter()
-        .step_by(config.representation_every.max(1))
-        .copied()
-        .collect();
+    let sample: Vec<&RgbImage> = representation_sample(
+        images.len(),
+        config.representation_every,
+        config.representation_min_images,
+    )
+    .into_iter()
+    .map(|i| images[i])
+    .collect();
     if sample.is_empty() {
         return Err(Error::invalid(
             "no images to collect the representation from",
@@ -120,4 +135,35 @@ pub fn collect_representation(
         .map(|(name, d)| Ok((name, d.finish(config.energy_first)?)))
         .collect::<Result<BTreeMap<_, _>>>()?;
     Ok((bases, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::representation_sample;
+
+    #[test]
+    fn sample_takes_every_nth_image_when_that_is_enough() {
+        assert_eq!(representation_sample(10, 4, 1), vec![0, 4, 8]);
+        assert_eq!(representation_sample(120, 4, 30).len(), 30);
+        assert_eq!(representation_sample(120, 4, 30)[..3], [0, 4, 8]);
+    }
+
+    #[test]
+    fn sample_spreads_the_minimum_evenly_over_a_small_task() {
+        assert_eq!(
+            representation_sample(40, 4, 20),
+            (0..20).map(|i| 2 * i).collect::<Vec<_>>()
+        );
+        let sample = representation_sample(40, 4, 30);
+        assert_eq!(sample.len(), 30);
+        assert!(sample.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!((sample[0], *sample.last().unwrap()), (0, 38));
+    }
+
+    #[test]
+    fn sample_never_exceeds_the_images_there_are() {
+        assert_eq!(representation_sample(5, 4, 30), vec![0, 1, 2, 3, 4]);
+        assert_eq!(representation_sample(1, 1, 1), vec![0]);
+        assert!(representation_sample(0, 4, 30).is_empty());
+    }
 }
