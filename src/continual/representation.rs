@@ -56,10 +56,10 @@ fn to_array(columns: &Tensor) -> Result<Array2<f32>> {
 /// Indexes of the images that go into the representation: every `every`-th one, or
 /// `min_images` evenly spread when that gives fewer (all of them when there are fewer).
 fn representation_sample(count: usize, every: usize, min_images: usize) -> Vec<usize> {
-    let strided = count.div_ceil(every.max(1));
+    let every = every.max(1);
     let wanted = min_images.min(count);
-    if strided >= wanted {
-        (0..count).step_by(every.max(1)).collect()
+    if count.div_ceil(every) >= wanted {
+        (0..count).step_by(every).collect()
     } else {
         (0..wanted).map(|i| i * count / wanted).collect()
     }
